@@ -1,0 +1,150 @@
+"""Command line: ``python -m lipsync --face VIDEO_OR_IMAGE --audio AUDIO --checkpoint PATH --s3fd PATH -o OUT.mp4``.
+
+Option names follow the reference ``inference.py`` (its underscore spellings are accepted too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .errors import LipSyncError
+
+logger = logging.getLogger("lipsync")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lipsync",
+        description="Lip-sync a talking-head video (or one image) to a speech track with Wav2Lip.",
+    )
+    parser.add_argument("--face", required=True, help="video or image with the face to animate")
+    parser.add_argument("--audio", required=True, help="speech: wav, mp3, flac, m4a or a video with sound")
+    parser.add_argument("--checkpoint", "--checkpoint_path", required=True, help="wav2lip.pth or wav2lip_gan.pth")
+    parser.add_argument("--s3fd", help="s3fd.pth face detector weights (not needed with --box)")
+    parser.add_argument(
+        "--detector",
+        choices=("s3fd", "opencv"),
+        default="s3fd",
+        help="s3fd (best; needs --s3fd) or opencv (OpenCV's Haar cascade: frontal faces, no download)",
+    )
+    parser.add_argument("-o", "--outfile", default="results/result_voice.mp4", help="output video (mp4, H.264 + AAC)")
+    parser.add_argument("--static", action="store_true", help="use only the first video frame")
+    parser.add_argument("--fps", type=float, default=25.0, help="frame rate when --face is an image")
+    parser.add_argument(
+        "--pads",
+        nargs=4,
+        type=int,
+        default=[0, 10, 0, 0],
+        metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+        help="pixels added around the detected face; include the chin",
+    )
+    parser.add_argument("--face-det-batch-size", "--face_det_batch_size", type=int, default=16, help="frames per detection batch")
+    parser.add_argument("--wav2lip-batch-size", "--wav2lip_batch_size", type=int, default=128, help="faces per generation batch")
+    parser.add_argument("--resize-factor", "--resize_factor", type=int, default=1, help="divide the frame size by this first")
+    parser.add_argument(
+        "--crop",
+        nargs=4,
+        type=int,
+        default=[0, -1, 0, -1],
+        metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+        help="crop the frame after resizing; -1 means the frame edge",
+    )
+    parser.add_argument(
+        "--box",
+        nargs=4,
+        type=int,
+        default=[-1, -1, -1, -1],
+        metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+        help="fixed face box instead of detection",
+    )
+    parser.add_argument("--rotate", action="store_true", help="rotate frames 90 degrees clockwise")
+    parser.add_argument("--nosmooth", action="store_true", help="do not smooth face boxes over 5 frames")
+    parser.add_argument(
+        "--det-max-side",
+        type=int,
+        default=640,
+        help="detect faces on a copy downscaled to this longest side (0: full resolution, as the reference)",
+    )
+    parser.add_argument(
+        "--on-missing-face",
+        choices=("passthrough", "error"),
+        default="passthrough",
+        help="frames without a face: keep unchanged, or stop as the reference does",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 18 is visually lossless)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the models and run the pipeline for parsed ``args``."""
+    from tqdm import tqdm
+
+    from .device import pick_device
+    from .faces.detector import S3FDDetector
+    from .faces.track import Pads
+    from .generate import Wav2LipGenerator
+    from .media import FrameTransform
+    from .pipeline import LipSyncOptions, lipsync_file
+
+    box = None if args.box[0] == -1 else tuple(args.box)
+    if box is None and args.detector == "s3fd" and not args.s3fd:
+        raise LipSyncError("Face detection needs --s3fd PATH/TO/s3fd.pth (or --detector opencv, or a fixed --box).")
+    device = pick_device(args.device)
+    options = LipSyncOptions(
+        pads=Pads(*args.pads),
+        box=box,
+        smooth=not args.nosmooth,
+        static=args.static,
+        image_fps=args.fps,
+        transform=FrameTransform(args.resize_factor, args.rotate, tuple(args.crop)),
+        face_det_batch_size=args.face_det_batch_size,
+        wav2lip_batch_size=args.wav2lip_batch_size,
+        on_missing_face=args.on_missing_face,
+        crf=args.crf,
+    )
+    generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size)
+    detector = None
+    if box is None:
+        detector = S3FDDetector.from_file(
+            args.s3fd, device=device, max_side=args.det_max_side, batch_size=args.face_det_batch_size
+        )
+    with tqdm(total=None, unit="frame", disable=args.quiet, desc="lip-sync") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = lipsync_file(args.face, args.audio, args.outfile, generator, detector, options, on_progress=progress)
+    logger.info(
+        "wrote %s: %d frames in %.1f s (%.2f frames/s)",
+        report.output,
+        report.frames,
+        report.seconds,
+        report.frames / report.seconds,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for input/set-up errors, with the reason logged)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    try:
+        return run(args)
+    except (LipSyncError, ValueError) as error:
+        logger.error("%s", error)
+        return 2
+    except KeyboardInterrupt:
+        logger.error("cancelled; no output was written")
+        return 130
+    finally:
+        logger.removeHandler(handler)

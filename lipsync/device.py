@@ -1,0 +1,55 @@
+"""Plain-torch device handling for use outside ComfyUI, and the out-of-memory back-off."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+
+from .errors import LipSyncError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; any other name is passed to torch."""
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise LipSyncError(f"Device '{name}' was asked for but CUDA is not available. Use --device cpu.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA/MPS/CPU allocation failures, which a smaller batch may avoid."""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+    )
+
+
+def run_with_oom_backoff(run: Callable[[int], T], batch_size: int, what: str) -> T:
+    """Call ``run(batch_size)``, halving the batch after each out-of-memory error down to 1."""
+    while True:
+        try:
+            return run(batch_size)
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as error:
+            if not is_out_of_memory(error):
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if batch_size == 1:
+                raise LipSyncError(
+                    f"Out of memory during {what} even with a batch of 1. Lower the resolution "
+                    "(detection size or resize factor) or free memory used by other models."
+                ) from error
+            batch_size //= 2
+            logger.warning("out of memory during %s; retrying with batch size %d", what, batch_size)

@@ -1,0 +1,204 @@
+"""Write the result: H.264 video muxed with the speech as AAC, into a temporary file that is renamed
+into place only when everything succeeded, so a failed or cancelled run leaves no partial output."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from .errors import MediaError
+
+logger = logging.getLogger(__name__)
+
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+AAC_FRAME = 1024
+
+
+def stream_audio(path: str | Path, rate: int, layout: str) -> Iterator[np.ndarray]:
+    """Decode ``path``'s first audio track as float32 planar ``[channels, n]`` chunks at ``rate``."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise MediaError(f"'{path}' has no audio track to put in the output.")
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        for frame in container.decode(container.streams.audio[0]):
+            for converted in resampler.resample(frame):
+                yield converted.to_ndarray()
+        for converted in resampler.resample(None):
+            yield converted.to_ndarray()
+
+
+def audio_track_format(path: str | Path) -> tuple[int, str]:
+    """The AAC sample rate and layout to re-encode ``path``'s audio with (native where AAC allows)."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise MediaError(f"'{path}' has no audio track to put in the output.")
+        context = container.streams.audio[0].codec_context
+        rate = context.sample_rate if context.sample_rate in AAC_RATES else 48000
+        layout = "mono" if context.layout.nb_channels == 1 else "stereo"
+    return rate, layout
+
+
+class VideoWriter:
+    """Encode RGB uint8 frames to ``path`` (mp4/mkv/mov), optionally with an audio track from a file.
+
+    Use as a context manager: on a clean exit the temporary file replaces ``path``; on any
+    exception (KeyboardInterrupt included) it is deleted and ``path`` is left as it was.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        width: int,
+        height: int,
+        audio_path: str | Path | None = None,
+        crf: int = 18,
+        preset: str = "veryfast",
+    ) -> None:
+        if width < 1 or height < 1:
+            raise MediaError(f"Cannot write a {width}x{height} video.")
+        self.path = Path(path)
+        self.fps = Fraction(fps).limit_denominator(100000)
+        self.width, self.height = width, height
+        self.audio_path = Path(audio_path) if audio_path is not None else None
+        self.crf, self.preset = crf, preset
+        self.frames_written = 0
+        self._container = None
+        self._temp_path: Path | None = None
+
+    def __enter__(self) -> VideoWriter:
+        import av
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A unique hidden name beside the target; created by the muxer, so the user's umask applies.
+        temp_name = str(self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:12]}.partial{self.path.suffix}"))
+        self._temp_path = Path(temp_name)
+        try:
+            container_format = self.path.suffix.lstrip(".").lower() or "mp4"
+            self._container = av.open(temp_name, mode="w", format="matroska" if container_format == "mkv" else container_format)
+            self._open_streams()
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def _open_streams(self) -> None:
+        # yuv420p needs even sizes; odd edges are padded by repeating the last row/column.
+        self._encoded_width = self.width + self.width % 2
+        self._encoded_height = self.height + self.height % 2
+        if (self._encoded_width, self._encoded_height) != (self.width, self.height):
+            logger.warning(
+                "%dx%d is odd-sized; padding to %dx%d for H.264",
+                self.width,
+                self.height,
+                self._encoded_width,
+                self._encoded_height,
+            )
+        video = self._container.add_stream("libx264", rate=self.fps)
+        video.width, video.height = self._encoded_width, self._encoded_height
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": str(self.crf), "preset": self.preset}
+        self._video = video
+        self._audio = None
+        if self.audio_path is not None:
+            rate, layout = audio_track_format(self.audio_path)
+            self._audio = self._container.add_stream("aac", rate=rate)
+            self._audio.layout = layout
+            self._audio_rate, self._audio_layout = rate, layout
+            self._audio_chunks = stream_audio(self.audio_path, rate, layout)
+            self._audio_pending = np.zeros((1 if layout == "mono" else 2, 0), dtype=np.float32)
+            self._audio_sent = 0
+            self._audio_done = False
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one RGB uint8 ``[H, W, 3]`` frame of the size given at construction."""
+        import av
+
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.shape} {frame.dtype}")
+        if (self._encoded_width, self._encoded_height) != (self.width, self.height):
+            frame = np.pad(
+                frame, ((0, self._encoded_height - self.height), (0, self._encoded_width - self.width), (0, 0)), mode="edge"
+            )
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame.pts = self.frames_written
+        for packet in self._video.encode(video_frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+        if self._audio is not None:
+            self._write_audio_until(self.frames_written / self.fps)
+
+    def _write_audio_until(self, seconds: Fraction, final: bool = False) -> None:
+        """Encode the audio up to ``seconds`` (the video's running length) so the streams interleave."""
+        import av
+
+        target = int(seconds * self._audio_rate)
+        while self._audio_sent + self._audio_pending.shape[1] < target and not self._audio_done:
+            chunk = next(self._audio_chunks, None)
+            if chunk is None:
+                self._audio_done = True
+            else:
+                self._audio_pending = np.concatenate([self._audio_pending, chunk.astype(np.float32, copy=False)], axis=1)
+        while True:
+            available = min(self._audio_pending.shape[1], target - self._audio_sent)
+            if available <= 0 or (available < AAC_FRAME and not final):
+                break
+            count = min(AAC_FRAME, available)
+            samples = np.ascontiguousarray(self._audio_pending[:, :count])
+            self._audio_pending = self._audio_pending[:, count:]
+            audio_frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=self._audio_layout)
+            audio_frame.sample_rate = self._audio_rate
+            audio_frame.pts = self._audio_sent
+            audio_frame.time_base = Fraction(1, self._audio_rate)
+            self._audio_sent += count
+            for packet in self._audio.encode(audio_frame):
+                self._container.mux(packet)
+
+    def _finish(self) -> None:
+        if self.frames_written == 0:
+            raise MediaError("No frames were produced, so no video was written.")
+        for packet in self._video.encode(None):
+            self._container.mux(packet)
+        if self._audio is not None:
+            self._write_audio_until(self.frames_written / self.fps, final=True)
+            for packet in self._audio.encode(None):
+                self._container.mux(packet)
+            self._audio_chunks.close()
+        self._container.close()
+        self._container = None
+        os.replace(self._temp_path, self.path)
+        self._temp_path = None
+
+    def _abort(self) -> None:
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:
+                logger.debug("closing the partial output failed", exc_info=True)
+            self._container = None
+        if self.audio_path is not None and hasattr(self, "_audio_chunks"):
+            self._audio_chunks.close()
+        if self._temp_path is not None:
+            self._temp_path.unlink(missing_ok=True)
+            self._temp_path = None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            self._finish()
+        except BaseException:
+            self._abort()
+            raise

@@ -1,0 +1,215 @@
+"""The streaming lip-sync run: audio -> mel windows, frames -> face boxes -> Wav2Lip -> paste -> encode.
+
+Frames flow through in chunks; memory holds one generation batch plus the detector's look-ahead,
+whatever the length of the video. The output appears only when the whole run succeeded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import MelWindows, load_audio, melspectrogram
+from .encode import VideoWriter
+from .errors import NoFaceError
+from .faces.detector import FaceDetector
+from .faces.stream import first_face_box, track_faces
+from .faces.track import Box, Pads, fixed_box
+from .generate import Wav2LipGenerator, crop_faces, paste_faces
+from .media import FrameSource, FrameTransform, open_frame_source
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+MISSING_FACE_MODES = ("passthrough", "error")
+
+
+@dataclass(frozen=True)
+class LipSyncOptions:
+    """Run settings; the defaults are the reference's, except detection on a downscaled frame."""
+
+    pads: Pads = Pads()
+    box: tuple[int, int, int, int] | None = None
+    smooth: bool = True
+    static: bool = False
+    image_fps: float = 25.0
+    transform: FrameTransform = FrameTransform()
+    face_det_batch_size: int = 16
+    wav2lip_batch_size: int = 128
+    on_missing_face: str = "passthrough"
+    crf: int = 18
+
+    def __post_init__(self) -> None:
+        if self.on_missing_face not in MISSING_FACE_MODES:
+            raise ValueError(f"on_missing_face must be one of {MISSING_FACE_MODES}")
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, for the benchmark and the run summary."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def timed(self, stage: str, items: Iterable) -> Iterator:
+        """Yield from ``items``, charging the time spent producing each item to ``stage``."""
+        iterator = iter(items)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            finally:
+                self.add(stage, time.perf_counter() - start)
+            yield item
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a run produced."""
+
+    output: Path
+    frames: int
+    frames_without_face: int
+    fps: float
+    seconds: float
+    stage_seconds: dict[str, float]
+
+
+class TimedDetector(FaceDetector):
+    """Charges a detector's time to the ``detect`` stage."""
+
+    def __init__(self, detector: FaceDetector, times: StageTimes) -> None:
+        self.detector, self.times = detector, times
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        start = time.perf_counter()
+        try:
+            return self.detector.detect(frames)
+        finally:
+            self.times.add("detect", time.perf_counter() - start)
+
+
+def frame_schedule(
+    source: FrameSource,
+    frame_count: int,
+    detector: FaceDetector | None,
+    options: LipSyncOptions,
+    times: StageTimes,
+) -> Iterator[tuple[np.ndarray, Box | None]]:
+    """Yield ``frame_count`` ``(frame, box)`` pairs: the video truncated to the audio or looped to fill it.
+
+    Boxes of the first pass are kept (4 ints a frame) so looping re-decodes frames but never re-detects.
+    """
+    single_frame = source.is_image or options.static
+    frames = times.timed("decode", source)
+    detector = TimedDetector(detector, times) if detector is not None else None
+    if single_frame:
+        frame = next(frames)
+        box = _boxes_for([frame], detector, options, times)[0]
+        for _ in range(frame_count):
+            yield frame.copy(), box
+        return
+
+    if options.box is not None:
+        box = fixed_box(options.box, source.height, source.width)
+        tracked: Iterable[tuple[np.ndarray, Box | None]] = ((frame, box) for frame in frames)
+    else:
+        tracked = track_faces(
+            itertools.islice(frames, frame_count), _require(detector), options.pads, options.smooth, options.face_det_batch_size
+        )
+    boxes: list[Box | None] = []
+    for frame, box in tracked:
+        boxes.append(box)
+        yield frame, box
+        if len(boxes) == frame_count:
+            return
+    if not boxes:
+        raise NoFaceError(f"The video '{source.path}' produced no frames.")
+    produced = len(boxes)
+    while produced < frame_count:
+        for index, frame in enumerate(times.timed("decode", source)):
+            if index >= len(boxes) or produced >= frame_count:
+                break
+            yield frame, boxes[index]
+            produced += 1
+
+
+def _boxes_for(
+    frames: list[np.ndarray], detector: FaceDetector | None, options: LipSyncOptions, times: StageTimes
+) -> list[Box | None]:
+    if options.box is not None:
+        return [fixed_box(options.box, frame.shape[0], frame.shape[1]) for frame in frames]
+    detections = _require(detector).detect(frames)
+    return [first_face_box(found, frame, options.pads) for found, frame in zip(detections, frames, strict=True)]
+
+
+def _require(detector: FaceDetector | None) -> FaceDetector:
+    if detector is None:
+        raise ValueError("a face detector is needed unless a fixed box is given")
+    return detector
+
+
+def lipsync_file(
+    face_path: str | Path,
+    audio_path: str | Path,
+    output_path: str | Path,
+    generator: Wav2LipGenerator,
+    detector: FaceDetector | None,
+    options: LipSyncOptions = LipSyncOptions(),
+    on_progress: ProgressCallback | None = None,
+) -> RunReport:
+    """Lip-sync ``face_path`` (video or image) to ``audio_path`` and write ``output_path`` (mp4, H.264 + AAC)."""
+    started = time.perf_counter()
+    times = StageTimes()
+    source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
+    mel_start = time.perf_counter()
+    windows = MelWindows(melspectrogram(load_audio(audio_path)), source.fps)
+    times.add("audio", time.perf_counter() - mel_start)
+    total = len(windows)
+    logger.info("%d output frames at %.3f fps from %s", total, source.fps, Path(face_path).name)
+
+    written = without_face = 0
+    schedule = frame_schedule(source, total, detector, options, times)
+    with VideoWriter(output_path, source.fps, source.width, source.height, audio_path=audio_path, crf=options.crf) as writer:
+        while written < total:
+            chunk = list(itertools.islice(schedule, options.wav2lip_batch_size))
+            if not chunk:
+                break
+            frames = [frame for frame, _ in chunk]
+            with_face = [index for index, (_, box) in enumerate(chunk) if box is not None]
+            if len(with_face) < len(chunk) and options.on_missing_face == "error":
+                missing = written + next(i for i, (_, box) in enumerate(chunk) if box is None)
+                raise NoFaceError(
+                    f"No face detected in output frame {missing}. Give a fixed --box, raise --det-max-side, "
+                    "or use --on-missing-face passthrough to keep such frames unchanged."
+                )
+            without_face += len(chunk) - len(with_face)
+            if with_face:
+                step = time.perf_counter()
+                boxes = [chunk[index][1] for index in with_face]
+                crops = crop_faces([frames[index] for index in with_face], boxes, generator.img_size)
+                generated = generator(crops, windows.batch([written + index for index in with_face]))
+                times.add("generate", time.perf_counter() - step)
+                step = time.perf_counter()
+                paste_faces([frames[index] for index in with_face], generated, boxes)
+                times.add("paste", time.perf_counter() - step)
+            step = time.perf_counter()
+            for frame in frames:
+                writer.write(frame)
+            times.add("encode", time.perf_counter() - step)
+            written += len(chunk)
+            if on_progress is not None:
+                on_progress(written, total)
+    if without_face:
+        logger.warning("%d of %d frames had no face and were left unchanged", without_face, written)
+    return RunReport(Path(output_path), written, without_face, source.fps, time.perf_counter() - started, dict(times.seconds))

@@ -1,0 +1,63 @@
+"""Shared fixtures: real media (fetched by tests/fetch_data.py), random-weight checkpoints in the
+published layouts, and writers for small synthetic media files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from fetch_data import data_dir
+from helpers import randomise_batchnorm
+
+from lipsync.models import SyncNetColor, Wav2Lip, save_checkpoint
+
+
+def _real_media(name: str) -> Path:
+    path = data_dir() / name
+    if not path.is_file():
+        if os.environ.get("LIPSYNC_REQUIRE_TEST_DATA") == "1":
+            pytest.fail(f"{path} is missing; run `python tests/fetch_data.py` first")
+        pytest.skip(f"{path} missing; run `python tests/fetch_data.py`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_video() -> Path:
+    """Real talking-face clip: 976x528, 25 fps, 133 frames, with an mp3 speech track."""
+    return _real_media("video.avi")
+
+
+@pytest.fixture(scope="session")
+def example_speech() -> Path:
+    """Real speech, 16 kHz mono wav, 5.3 s."""
+    return _real_media("speech.wav")
+
+
+@pytest.fixture(scope="session")
+def wav2lip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight Wav2Lip in the published layout ``{"state_dict": {"module.<key>": tensor}}``."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "wav2lip_gan.pth"
+    save_checkpoint(randomise_batchnorm(Wav2Lip()).state_dict(), path, extra={"global_step": 1, "global_epoch": 1})
+    return path
+
+
+@pytest.fixture(scope="session")
+def syncnet_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "lipsync_expert.pth"
+    save_checkpoint(SyncNetColor().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def s3fd_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight S3FD saved as a bare state dict, the layout of ``s3fd.pth``."""
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+
+    torch.manual_seed(2)
+    path = tmp_path_factory.mktemp("weights") / "s3fd.pth"
+    torch.save(s3fd().state_dict(), path)
+    return path

@@ -1,0 +1,85 @@
+"""Model input layout, generator numerics against the reference data path, crop and paste."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from helpers import randomise_batchnorm
+
+from lipsync.generate import Wav2LipGenerator, crop_faces, paste_faces
+from lipsync.models import Wav2Lip
+
+
+@pytest.fixture(scope="module")
+def reference_model() -> Wav2Lip:
+    torch.manual_seed(4)
+    return randomise_batchnorm(Wav2Lip(), seed=4)
+
+
+def test_model_input_is_bgr_masked_then_reference(reference_model) -> None:
+    generator = Wav2LipGenerator(reference_model)
+    crops = np.random.default_rng(0).integers(0, 256, size=(2, 96, 96, 3), dtype=np.uint8)
+    model_input = generator.model_input(crops).numpy()
+    assert model_input.shape == (2, 6, 96, 96)
+    bgr = crops[..., ::-1].transpose(0, 3, 1, 2) / 255.0
+    assert np.allclose(model_input[:, 3:], bgr, atol=1e-7)
+    assert np.allclose(model_input[:, :3, :48], bgr[:, :, :48], atol=1e-7)
+    assert np.all(model_input[:, :3, 48:] == 0)
+    as_float = generator.model_input(crops.astype(np.float32) / 255.0).numpy()
+    assert np.allclose(as_float, model_input, atol=1e-6)
+
+
+def test_generator_matches_reference_data_path(reference_model) -> None:
+    """inference.py's datagen + forward on BGR uint8 crops, versus our generator on the same RGB crops."""
+    rng = np.random.default_rng(1)
+    bgr_crops = rng.integers(0, 256, size=(5, 96, 96, 3), dtype=np.uint8)
+    mels = rng.uniform(-4, 4, size=(5, 80, 16)).astype(np.float32)
+    masked = bgr_crops.copy()
+    masked[:, 96 // 2 :] = 0
+    batch = np.concatenate((masked, bgr_crops), axis=3) / 255.0
+    with torch.no_grad():
+        expected = (
+            reference_model(torch.FloatTensor(mels[:, None]), torch.FloatTensor(np.transpose(batch, (0, 3, 1, 2))))
+            .numpy()
+            .transpose(0, 2, 3, 1)
+        )
+    generated = Wav2LipGenerator(reference_model, batch_size=2)(bgr_crops[..., ::-1].copy(), mels)
+    assert generated.shape == (5, 96, 96, 3) and generated.dtype == np.float32
+    assert np.abs(generated[..., ::-1] - expected).max() < 1e-4
+    assert expected.std() > 1e-3
+
+
+def test_batch_size_does_not_change_results(reference_model) -> None:
+    rng = np.random.default_rng(2)
+    crops = rng.random((7, 96, 96, 3), dtype=np.float32)
+    mels = rng.uniform(-4, 4, size=(7, 80, 16)).astype(np.float32)
+    one = Wav2LipGenerator(reference_model, batch_size=1)(crops, mels)
+    seven = Wav2LipGenerator(reference_model, batch_size=7)(crops, mels)
+    assert np.abs(one - seven).max() < 1e-5
+
+
+def test_mismatched_lengths_are_refused(reference_model) -> None:
+    with pytest.raises(ValueError, match="3 face crops but 2 mel windows"):
+        Wav2LipGenerator(reference_model)(np.zeros((3, 96, 96, 3), np.uint8), np.zeros((2, 80, 16), np.float32))
+
+
+def test_crop_and_paste_follow_reference() -> None:
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+    box = (30, 10, 130, 90)
+    crop = crop_faces([frame], [box], 96)[0]
+    assert np.array_equal(crop, cv2.resize(frame[10:90, 30:130], (96, 96)))
+    face = np.full((96, 96, 3), 0.999, np.float32)
+    face[:, :, 0] = 0.5
+    pasted = frame.copy()
+    paste_faces([pasted], face[None], [box])
+    assert np.all(pasted[10:90, 30:130, 1] == 254)  # 0.999 * 255 truncates to 254, as the reference's astype
+    assert np.all(pasted[10:90, 30:130, 0] == 127)
+    outside = np.ones(frame.shape[:2], bool)
+    outside[10:90, 30:130] = False
+    assert np.array_equal(pasted[outside], frame[outside])
+    float_frame = frame.astype(np.float32) / 255
+    paste_faces([float_frame], face[None], [box])
+    assert np.allclose(float_frame[10:90, 30:130, 1], 0.999)
