@@ -170,9 +170,7 @@ def generator_ms_per_frame(device: str, batch_sizes: tuple[int, ...] = (1, 16, 6
                 generator(crops, mels)
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
-            results[f"{'optimised' if optimize else 'plain'} batch {batch}"] = (
-                1000 * (time.perf_counter() - start) / (repeats * batch)
-            )
+            results[f"{'optimised' if optimize else 'plain'} batch {batch}"] = 1000 * (time.perf_counter() - start) / (repeats * batch)
     return results
 
 
@@ -212,9 +210,7 @@ def main() -> int:
                 "--device",
                 args.device,
             ]
-            completed = subprocess.run(
-                command, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent
-            )
+            completed = subprocess.run(command, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
             result = json.loads(completed.stdout.splitlines()[-1])
         stages = ", ".join(f"{stage} {value:.1f}" for stage, value in result["stage_ms_per_frame"].items())
         logger.info(

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import LipSyncError
+from .faces.stream import BEST, FACE_CHOICES
 
 logger = logging.getLogger("lipsync")
 
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="passthrough",
         help="frames without a face: keep unchanged, or stop as the reference does",
     )
+    parser.add_argument(
+        "--face-choice",
+        choices=FACE_CHOICES,
+        default=BEST,
+        help="which face when several (best score is the reference)",
+    )
+    parser.add_argument("--face-index", type=int, default=0, help="with 'left to right': 0 is the leftmost face")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 18 is visually lossless)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
@@ -105,14 +113,14 @@ def run(args: argparse.Namespace) -> int:
         face_det_batch_size=args.face_det_batch_size,
         wav2lip_batch_size=args.wav2lip_batch_size,
         on_missing_face=args.on_missing_face,
+        face_choice=args.face_choice,
+        face_index=args.face_index,
         crf=args.crf,
     )
     generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size)
     detector = None
     if box is None:
-        detector = S3FDDetector.from_file(
-            args.s3fd, device=device, max_side=args.det_max_side, batch_size=args.face_det_batch_size
-        )
+        detector = S3FDDetector.from_file(args.s3fd, device=device, max_side=args.det_max_side, batch_size=args.face_det_batch_size)
     with tqdm(total=None, unit="frame", disable=args.quiet, desc="lip-sync") as bar:
 
         def progress(done: int, total: int) -> None:

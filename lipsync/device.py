@@ -31,9 +31,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """True for CUDA/MPS/CPU allocation failures, which a smaller batch may avoid."""
-    return isinstance(error, torch.cuda.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
-    )
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
 
 
 def run_with_oom_backoff(run: Callable[[int], T], batch_size: int, what: str) -> T:

@@ -128,9 +128,7 @@ class VideoWriter:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.shape} {frame.dtype}")
         if (self._encoded_width, self._encoded_height) != (self.width, self.height):
-            frame = np.pad(
-                frame, ((0, self._encoded_height - self.height), (0, self._encoded_width - self.width), (0, 0)), mode="edge"
-            )
+            frame = np.pad(frame, ((0, self._encoded_height - self.height), (0, self._encoded_width - self.width), (0, 0)), mode="edge")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         video_frame.pts = self.frames_written
         for packet in self._video.encode(video_frame):

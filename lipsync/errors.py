@@ -15,9 +15,7 @@ class WeightsNotFoundError(LipSyncError):
     def __init__(self, filename: str, folder: str) -> None:
         self.filename = filename
         self.folder = folder
-        super().__init__(
-            f"Model weights '{filename}' not found. Put the file in '{folder}' (weights are never downloaded automatically)."
-        )
+        super().__init__(f"Model weights '{filename}' not found. Put the file in '{folder}' (weights are never downloaded automatically).")
 
 
 class CorruptWeightsError(LipSyncError):

@@ -24,6 +24,7 @@ from .models.registry import load_model_file
 logger = logging.getLogger(__name__)
 
 BGR = [2, 1, 0]
+CPU_FORWARD_BATCH = 16
 
 
 def crop_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box], size: int) -> np.ndarray:
@@ -62,10 +63,15 @@ class Wav2LipGenerator:
         """``owns_model``: the model may be rewritten in place (otherwise a folded copy is made)."""
         self.device = torch.device(device)
         self.img_size = int(getattr(model, "img_size", 96))
-        model = fold_batchnorm(model, inplace=owns_model) if optimize else model.eval()
-        self.memory_format = torch.channels_last if optimize else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=self.memory_format).eval()
-        self.batch_size = max(1, batch_size)
+        if optimize:
+            model = fold_batchnorm(model, inplace=owns_model).to(memory_format=torch.channels_last)
+        self.model = model.to(self.device).eval()
+        # Feed inputs in the layout the weights are in (a model prepared by a loader may already be channels_last).
+        first_weight = next(self.model.parameters())
+        channels_last = first_weight.dim() == 4 and first_weight.is_contiguous(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # On the CPU larger forward batches only cost memory (activations grow ~15 MB a face); cap them.
+        self.batch_size = max(1, batch_size if self.device.type != "cpu" else min(batch_size, CPU_FORWARD_BATCH))
 
     @classmethod
     def from_file(cls, path: str | Path, device: torch.device | str = "cpu", batch_size: int = 128) -> Wav2LipGenerator:

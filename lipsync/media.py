@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -64,7 +64,7 @@ class FrameSource:
     height: int
     is_image: bool
     frame_count: int | None
-    transform: FrameTransform = FrameTransform()
+    transform: FrameTransform = field(default_factory=FrameTransform)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self.is_image:
@@ -102,9 +102,10 @@ def iter_video_frames(path: str | Path) -> Iterator[np.ndarray]:
             raise MediaError(f"Cannot decode the video '{path}': {exc}. The file may be damaged.") from exc
 
 
-def open_frame_source(path: str | Path, fps: float = 25.0, transform: FrameTransform = FrameTransform()) -> FrameSource:
+def open_frame_source(path: str | Path, fps: float = 25.0, transform: FrameTransform | None = None) -> FrameSource:
     """Probe ``path``: images get ``fps`` (the reference's ``--fps``), videos their own frame rate."""
     path = Path(path)
+    transform = transform or FrameTransform()
     if not path.is_file():
         raise MediaError(f"Face input '{path}' does not exist. Pass a video or an image with a face.")
     if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -19,7 +19,7 @@ from .audio import MelWindows, load_audio, melspectrogram
 from .encode import VideoWriter
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
-from .faces.stream import first_face_box, track_faces
+from .faces.stream import BEST, first_face_box, track_faces
 from .faces.track import Box, Pads, fixed_box
 from .generate import Wav2LipGenerator, crop_faces, paste_faces
 from .media import FrameSource, FrameTransform, open_frame_source
@@ -34,15 +34,17 @@ MISSING_FACE_MODES = ("passthrough", "error")
 class LipSyncOptions:
     """Run settings; the defaults are the reference's, except detection on a downscaled frame."""
 
-    pads: Pads = Pads()
+    pads: Pads = field(default_factory=Pads)
     box: tuple[int, int, int, int] | None = None
     smooth: bool = True
     static: bool = False
     image_fps: float = 25.0
-    transform: FrameTransform = FrameTransform()
+    transform: FrameTransform = field(default_factory=FrameTransform)
     face_det_batch_size: int = 16
     wav2lip_batch_size: int = 128
     on_missing_face: str = "passthrough"
+    face_choice: str = BEST
+    face_index: int = 0
     crf: int = 18
 
     def __post_init__(self) -> None:
@@ -125,7 +127,13 @@ def frame_schedule(
         tracked: Iterable[tuple[np.ndarray, Box | None]] = ((frame, box) for frame in frames)
     else:
         tracked = track_faces(
-            itertools.islice(frames, frame_count), _require(detector), options.pads, options.smooth, options.face_det_batch_size
+            itertools.islice(frames, frame_count),
+            _require(detector),
+            options.pads,
+            options.smooth,
+            options.face_det_batch_size,
+            options.face_choice,
+            options.face_index,
         )
     boxes: list[Box | None] = []
     for frame, box in tracked:
@@ -144,13 +152,14 @@ def frame_schedule(
             produced += 1
 
 
-def _boxes_for(
-    frames: list[np.ndarray], detector: FaceDetector | None, options: LipSyncOptions, times: StageTimes
-) -> list[Box | None]:
+def _boxes_for(frames: list[np.ndarray], detector: FaceDetector | None, options: LipSyncOptions, times: StageTimes) -> list[Box | None]:
     if options.box is not None:
         return [fixed_box(options.box, frame.shape[0], frame.shape[1]) for frame in frames]
     detections = _require(detector).detect(frames)
-    return [first_face_box(found, frame, options.pads) for found, frame in zip(detections, frames, strict=True)]
+    return [
+        first_face_box(found, frame, options.pads, options.face_choice, options.face_index)
+        for found, frame in zip(detections, frames, strict=True)
+    ]
 
 
 def _require(detector: FaceDetector | None) -> FaceDetector:

@@ -61,3 +61,17 @@ def s3fd_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "s3fd.pth"
     torch.save(s3fd().state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """The repository loaded as a ComfyUI custom-node package, the way ComfyUI loads it (against tests/fake_comfy)."""
+    import importlib.util
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("comfyui_lipsync", root / "__init__.py", submodule_search_locations=[str(root)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["comfyui_lipsync"] = module
+    spec.loader.exec_module(module)
+    return module

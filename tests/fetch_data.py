@@ -30,9 +30,7 @@ def fetch(target: Path) -> None:
         return
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as download:
-        subprocess.check_call(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", PACKAGE, "-d", download, "-q"]
-        )
+        subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", PACKAGE, "-d", download, "-q"])
         archive = next(Path(download).glob("*.tar.gz"))
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():

@@ -54,9 +54,7 @@ def write_audio(path: Path, samples: np.ndarray, sample_rate: int, codec: str = 
         frame_size = stream.codec_context.frame_size or 1024
         resampler = av.AudioResampler(format=fmt, layout=layout, rate=sample_rate)
         for start in range(0, samples.shape[1], frame_size):
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(samples[:, start : start + frame_size]), format="fltp", layout=layout
-            )
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + frame_size]), format="fltp", layout=layout)
             frame.sample_rate = sample_rate
             frame.pts = start
             for converted in resampler.resample(frame):

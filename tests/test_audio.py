@@ -53,10 +53,7 @@ def test_blocked_computation_equals_one_block() -> None:
     # Equal up to float32 rounding of differently batched FFT/matmul calls.
     assert np.abs(melspectrogram(wav, block_columns=7) - whole).max() < 1e-6
     zero_padded = MelConfig(pad_mode="constant")
-    assert (
-        np.abs(melspectrogram(wav, zero_padded, block_columns=5) - melspectrogram(wav, zero_padded, block_columns=10**6)).max()
-        < 1e-6
-    )
+    assert np.abs(melspectrogram(wav, zero_padded, block_columns=5) - melspectrogram(wav, zero_padded, block_columns=10**6)).max() < 1e-6
 
 
 def test_reflect_padding_differs_from_zero_padding_only_at_the_edges() -> None:

@@ -31,9 +31,7 @@ def test_module_entry_point_writes_video(tmp_path, wav2lip_checkpoint) -> None:
 
 def test_missing_detector_weights_is_explained(tmp_path, wav2lip_checkpoint, caplog) -> None:
     face, speech = small_inputs(tmp_path)
-    code = main(
-        ["--face", str(face), "--audio", str(speech), "--checkpoint", str(wav2lip_checkpoint), "-o", str(tmp_path / "o.mp4")]
-    )
+    code = main(["--face", str(face), "--audio", str(speech), "--checkpoint", str(wav2lip_checkpoint), "-o", str(tmp_path / "o.mp4")])
     assert code == 2
     assert "--s3fd" in caplog.text
     assert not (tmp_path / "o.mp4").exists()

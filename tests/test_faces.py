@@ -77,6 +77,19 @@ def test_fixed_box_is_validated() -> None:
         fixed_box((100, 10, 20, 120), 200, 200)
 
 
+def test_face_choice() -> None:
+    from lipsync.faces.stream import choose_face
+
+    found = np.array([[300, 0, 340, 40, 0.99], [10, 0, 110, 100, 0.8], [150, 0, 170, 20, 0.7]], np.float32)
+    assert choose_face(found)[0] == 300
+    assert choose_face(found, "largest")[0] == 10
+    assert [choose_face(found, "left to right", i)[0] for i in range(3)] == [10, 150, 300]
+    assert choose_face(found, "left to right", 3) is None
+    assert choose_face(np.zeros((0, 5), np.float32)) is None
+    with pytest.raises(ValueError, match="face choice"):
+        choose_face(found, "random")
+
+
 def test_nms_keeps_best_and_drops_overlaps() -> None:
     boxes = np.array([[0, 0, 10, 10, 0.6], [1, 1, 11, 11, 0.9], [50, 50, 60, 60, 0.7]], dtype=np.float32)
     assert nms(boxes, 0.3).tolist() == [1, 2]
@@ -97,9 +110,7 @@ class ListDetector(FaceDetector):
 
 def test_tracker_streams_in_order_with_bounded_buffer() -> None:
     count, batch = 50, 8
-    detections = [
-        np.array([[i, i, i + 40, i + 40, 0.9]], np.float32) if i % 7 else np.zeros((0, 5), np.float32) for i in range(count)
-    ]
+    detections = [np.array([[i, i, i + 40, i + 40, 0.9]], np.float32) if i % 7 else np.zeros((0, 5), np.float32) for i in range(count)]
     pulled = 0
 
     def frames():
@@ -162,6 +173,18 @@ def test_s3fd_batches_equal_single_frames(s3fd_net) -> None:
         assert np.allclose(one, other, atol=1e-4)
 
 
+needs_haar = pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")
+
+
+def test_haar_without_cascades_is_a_clear_error(monkeypatch) -> None:
+    from lipsync.errors import LipSyncError
+
+    monkeypatch.delattr(cv2, "CascadeClassifier", raising=False)
+    with pytest.raises(LipSyncError, match="opencv-python<5"):
+        HaarDetector()
+
+
+@needs_haar
 def test_haar_finds_the_astronaut_face_and_nothing_in_coffee() -> None:
     detector = HaarDetector()
     astronaut, coffee = detector.detect([data.astronaut(), data.coffee()])

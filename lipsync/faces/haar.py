@@ -23,9 +23,14 @@ class HaarDetector(FaceDetector):
 
     def __init__(self, min_size_fraction: float = 0.1, min_neighbors: int = 5) -> None:
         data_dir = getattr(getattr(cv2, "data", None), "haarcascades", None)
-        self.cascade = cv2.CascadeClassifier(f"{data_dir}{CASCADE_FILE}") if data_dir else None
-        if self.cascade is None or self.cascade.empty():
-            raise LipSyncError("OpenCV's Haar cascade files are missing from this OpenCV build; use the S3FD detector.")
+        if not hasattr(cv2, "CascadeClassifier") or not data_dir:
+            raise LipSyncError(
+                f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 removed them). "
+                "Use the S3FD detector (s3fd.pth), or install 'opencv-python<5'."
+            )
+        self.cascade = cv2.CascadeClassifier(f"{data_dir}{CASCADE_FILE}")
+        if self.cascade.empty():
+            raise LipSyncError(f"OpenCV's {CASCADE_FILE} could not be read from {data_dir}; use the S3FD detector.")
         self.min_size_fraction = min_size_fraction
         self.min_neighbors = min_neighbors
 

@@ -103,3 +103,39 @@ def smooth_boxes(boxes: Iterable[Box | None], window: int = SMOOTHING_WINDOW) ->
         result.extend(box for _, box in smoother.push(box))
     result.extend(box for _, box in smoother.finish())
     return result
+
+
+@dataclass(frozen=True)
+class FaceTrack:
+    """Where the face is in every output frame: the link between detection, cropping and paste-back.
+
+    ``boxes`` hold one smoothed box (or ``None``) per *source* frame; ``sources`` map each *output*
+    frame to its source frame (identity, or a loop/ping-pong when the speech outlasts the video).
+    """
+
+    frame_height: int
+    frame_width: int
+    boxes: tuple[Box | None, ...]
+    sources: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if any(not 0 <= source < len(self.boxes) for source in self.sources):
+            raise ValueError("a source index is outside the tracked frames")
+
+    @classmethod
+    def identity(cls, frame_height: int, frame_width: int, boxes: Iterable[Box | None]) -> FaceTrack:
+        boxes = tuple(boxes)
+        return cls(frame_height, frame_width, boxes, tuple(range(len(boxes))))
+
+    @property
+    def count(self) -> int:
+        """Number of output frames."""
+        return len(self.sources)
+
+    def box(self, index: int) -> Box | None:
+        """Crop box of output frame ``index``."""
+        return self.boxes[self.sources[index]]
+
+    @property
+    def frames_without_face(self) -> int:
+        return sum(self.box(index) is None for index in range(self.count))

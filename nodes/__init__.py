@@ -1,0 +1,1 @@
+"""ComfyUI nodes: thin wrappers over the ``lipsync`` engine, one file per stage."""

@@ -1,0 +1,94 @@
+"""Glue between the engine and ComfyUI: model folders, ModelPatcher, progress, Cancel, IMAGE tensors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import folder_paths
+import numpy as np
+import torch
+from comfy import model_management
+from comfy.model_patcher import ModelPatcher
+from comfy.utils import ProgressBar
+
+from ..lipsync.errors import WeightsNotFoundError
+from ..lipsync.models.checkpoint import unwrap_state_dict
+from ..lipsync.models.registry import ModelDescriptor, load_state_dict_model
+
+logger = logging.getLogger(__name__)
+
+# ComfyUI model folder name -> default sub-folder of ComfyUI/models.
+MODEL_FOLDERS = {"wav2lip": "wav2lip", "facedetection": "facedetection"}
+WEIGHT_EXTENSIONS = folder_paths.supported_pt_extensions | {".model"}
+
+
+def register_model_folders() -> None:
+    """Add our folders beside any the user configured (extra_model_paths.yaml entries stay first)."""
+    for name, sub_folder in MODEL_FOLDERS.items():
+        known = name in folder_paths.folder_names_and_paths
+        folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, sub_folder))
+        if not known:
+            paths, _ = folder_paths.folder_names_and_paths[name]
+            folder_paths.folder_names_and_paths[name] = (paths, set(WEIGHT_EXTENSIONS))
+
+
+def model_files(folder: str) -> list[str]:
+    """Files of a model folder for a dropdown; the list is never empty, so the node still loads."""
+    return folder_paths.get_filename_list(folder) or [f"(put weights in models/{MODEL_FOLDERS[folder]})"]
+
+
+def load_weights(folder: str, filename: str, purpose: str) -> ModelDescriptor:
+    """Find ``filename`` in a model folder and build the model it holds, checking what it is for."""
+    path = folder_paths.get_full_path(folder, filename)
+    if path is None:
+        where = " or ".join(folder_paths.get_folder_paths(folder)) or f"models/{MODEL_FOLDERS[folder]}"
+        raise WeightsNotFoundError(filename, where)
+    from comfy.utils import load_torch_file
+
+    state = unwrap_state_dict(load_torch_file(path, safe_load=True), path)
+    return load_state_dict_model(state, expected_purpose=purpose, source=os.path.basename(path))
+
+
+def patch(model: torch.nn.Module) -> ModelPatcher:
+    """Wrap a model so ComfyUI moves it to the GPU and offloads it when diffusion models need room."""
+    return ModelPatcher(model, load_device=model_management.get_torch_device(), offload_device=model_management.unet_offload_device())
+
+
+def load_to_device(patcher: ModelPatcher) -> torch.device:
+    """Load the model fully onto its device (freeing others as needed) and return that device."""
+    model_management.load_models_gpu([patcher], force_full_load=True)
+    return patcher.load_device
+
+
+class Progress:
+    """ComfyUI progress bar over ``total`` items; each update is also where Cancel takes effect."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = ProgressBar(total)
+        self.done = 0
+
+    def advance(self, count: int) -> None:
+        model_management.throw_exception_if_processing_interrupted()
+        self.done += count
+        self.bar.update_absolute(self.done)
+
+
+def chunks(total: int, size: int) -> Iterator[range]:
+    """Consecutive index ranges of at most ``size`` covering ``range(total)``."""
+    for start in range(0, total, max(1, size)):
+        yield range(start, min(total, start + max(1, size)))
+
+
+def image_array(images: torch.Tensor) -> np.ndarray:
+    """An IMAGE ``[B, H, W, C]`` as float32 numpy without copying CPU tensors (read-only use)."""
+    if images.ndim != 4 or images.shape[-1] < 3:
+        raise ValueError(f"expected an IMAGE batch [frames, height, width, 3], got shape {tuple(images.shape)}")
+    array = images[..., :3].detach().to("cpu", torch.float32).numpy()
+    return array
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float frames in 0..1 -> uint8 (rounded), the detector's input."""
+    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -1,0 +1,106 @@
+"""Detect faces: IMAGE frames -> a face track (one smoothed, padded box per frame)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..lipsync.faces.detector import FaceDetector, S3FDDetector
+from ..lipsync.faces.haar import HaarDetector
+from ..lipsync.faces.stream import BEST, FACE_CHOICES, track_faces
+from ..lipsync.faces.track import FaceTrack, Pads
+from ..lipsync.faces.track import fixed_box as validated_box
+from .comfy_glue import Progress, image_array, load_to_device, to_uint8
+from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket
+
+logger = logging.getLogger(__name__)
+
+
+def parse_box(text: str) -> tuple[int, int, int, int] | None:
+    """``"top,bottom,left,right"`` -> a tuple; empty -> None."""
+    if not text.strip():
+        return None
+    parts = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
+    if len(parts) != 4 or not all(part.lstrip("-").isdigit() for part in parts):
+        raise ValueError(f"fixed_box must be four integers 'top,bottom,left,right', got {text!r}")
+    return tuple(int(part) for part in parts)
+
+
+def make_detector(spec: DetectorSpec, batch_size: int) -> FaceDetector:
+    if spec.kind == "opencv":
+        return HaarDetector()
+    device = load_to_device(spec.patcher)
+    return S3FDDetector(spec.patcher.model, device=device, max_side=spec.max_side, batch_size=batch_size)
+
+
+class DetectFaces(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LipSyncDetectFaces",
+            display_name="Detect Faces",
+            category=CATEGORY,
+            description="Finds the face in every frame, pads and smooths the boxes as Wav2Lip does. "
+            "Frames without a face are marked and later passed through unchanged.",
+            inputs=[
+                io.Image.Input("frames", tooltip="Video frames (or one image)."),
+                FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; not needed with a fixed box."),
+                io.Int.Input("pad_top", default=0, min=-512, max=512, tooltip="Pixels added above the face."),
+                io.Int.Input("pad_bottom", default=10, min=-512, max=512, tooltip="Pixels added below the face; keep the chin in."),
+                io.Int.Input("pad_left", default=0, min=-512, max=512, tooltip="Pixels added left of the face."),
+                io.Int.Input("pad_right", default=0, min=-512, max=512, tooltip="Pixels added right of the face."),
+                io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
+                io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST,
+                               tooltip="Which face when several: best score (reference), largest, or by position from the left."),
+                io.Int.Input("face_index", default=0, min=0, max=32, tooltip="With 'left to right': 0 is the leftmost face."),
+                io.Int.Input("batch_size", default=16, min=1, max=256, tooltip="Frames per detection batch; halved on out-of-memory."),
+                io.String.Input("fixed_box", default="",
+                                tooltip="Optional 'top,bottom,left,right' in pixels: use this box in every frame, no detection."),
+            ],
+            outputs=[
+                FaceTrackSocket.Output(display_name="face_track"),
+                io.Int.Output(display_name="frames_without_face"),
+            ],
+        )  # fmt: skip
+
+    @classmethod
+    def validate_inputs(cls, fixed_box: str) -> bool | str:
+        try:
+            parse_box(fixed_box)
+        except ValueError as error:
+            return str(error)
+        return True
+
+    @classmethod
+    def execute(
+        cls, frames: torch.Tensor, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int, smooth: bool,
+        face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None,
+    ) -> io.NodeOutput:  # fmt: skip
+        pixels = image_array(frames)
+        count, height, width = pixels.shape[:3]
+        box = parse_box(fixed_box)
+        if box is not None:
+            track = FaceTrack.identity(height, width, [validated_box(box, height, width)] * count)
+            return io.NodeOutput(track, 0)
+        if face_detector is None:
+            raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
+        detector = make_detector(face_detector, batch_size)
+        progress = Progress(count)
+
+        def uint8_frames() -> Iterator[np.ndarray]:
+            for index in range(count):
+                if index % batch_size == 0 and index:
+                    progress.advance(batch_size)
+                yield to_uint8(pixels[index])
+
+        pads = Pads(pad_top, pad_bottom, pad_left, pad_right)
+        tracked = track_faces(uint8_frames(), detector, pads, smooth, batch_size, face_choice, face_index)
+        track = FaceTrack.identity(height, width, [found for _, found in tracked])
+        progress.advance(count - progress.done)
+        if track.frames_without_face:
+            logger.warning("no face in %d of %d frames; they will be passed through", track.frames_without_face, count)
+        return io.NodeOutput(track, track.frames_without_face)

@@ -1,0 +1,79 @@
+"""One node for the whole chain (mel windows, detection, generation, paste-back), chunk by chunk."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..lipsync.faces.stream import BEST, FACE_CHOICES
+from ..lipsync.generate import Wav2LipGenerator, crop_faces, paste_faces
+from ..lipsync.timeline import LENGTH_MODES, LOOP
+from .audio_to_mel import AudioToMelWindows
+from .comfy_glue import Progress, chunks, image_array, load_to_device
+from .crop_faces import align_track
+from .detect_faces import DetectFaces
+from .sockets import CATEGORY, FaceDetectorModel, Wav2LipModel
+
+
+class LipSyncAllInOne(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LipSyncAllInOne",
+            display_name="Lip Sync (All-in-One)",
+            category=CATEGORY,
+            description="Frames + speech -> lip-synced frames and the matched speech, in one node. "
+            "Works chunk by chunk: only the output frames are held, not intermediate copies.",
+            inputs=[
+                io.Image.Input("frames", tooltip="Video frames, or one image for a talking still."),
+                io.Audio.Input("audio", tooltip="The speech."),
+                io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001, tooltip="Frame rate of the frames."),
+                Wav2LipModel.Input("wav2lip_model", tooltip="From Load Wav2Lip Model."),
+                FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; not needed with a fixed box."),
+                io.Combo.Input("length_mode", options=list(LENGTH_MODES), default=LOOP,
+                               tooltip="How speech and video lengths are matched (see Audio to Mel Windows)."),
+                io.Int.Input("pad_bottom", default=10, min=-512, max=512, tooltip="Pixels added below the face; keep the chin in."),
+                io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
+                io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST, tooltip="Which face when several."),
+                io.Int.Input("batch_size", default=64, min=1, max=1024, tooltip="Faces per generation batch."),
+                io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right': no detection."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames"),
+                io.Audio.Output(display_name="audio"),
+                io.Int.Output(display_name="frames_without_face"),
+            ],
+        )  # fmt: skip
+
+    @classmethod
+    def validate_inputs(cls, fixed_box: str) -> bool | str:
+        return DetectFaces.validate_inputs(fixed_box=fixed_box)
+
+    @classmethod
+    def execute(
+        cls, frames: torch.Tensor, audio: dict, fps: float, wav2lip_model, length_mode: str, pad_bottom: int, smooth: bool,
+        face_choice: str, batch_size: int, fixed_box: str, face_detector=None,
+    ) -> io.NodeOutput:  # fmt: skip
+        speech, matched_audio, _ = AudioToMelWindows.execute(audio=audio, fps=fps, length_mode=length_mode, frames=frames).args
+        track, _ = DetectFaces.execute(
+            frames=frames, pad_top=0, pad_bottom=pad_bottom, pad_left=0, pad_right=0, smooth=smooth, face_choice=face_choice,
+            face_index=0, batch_size=16, fixed_box=fixed_box, face_detector=face_detector,
+        ).args  # fmt: skip
+        track = align_track(track, speech)
+        device = load_to_device(wav2lip_model)
+        generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
+        sources = image_array(frames)
+        result = torch.empty((track.count, *frames.shape[1:3], 3), dtype=torch.float32)
+        output = result.numpy()
+        progress = Progress(track.count)
+        for block in chunks(track.count, batch_size):
+            for index in block:
+                output[index] = sources[track.sources[index]]
+            indices = [index for index in block if track.box(index) is not None]
+            if indices:
+                boxes = [track.box(index) for index in indices]
+                faces = generator(crop_faces([output[index] for index in indices], boxes, generator.img_size), speech.batch(indices))
+                paste_faces([output[index] for index in indices], faces, boxes)
+            progress.advance(len(block))
+        output.clip(0.0, 1.0, out=output)
+        return io.NodeOutput(result, matched_audio, track.frames_without_face)

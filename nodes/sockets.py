@@ -1,0 +1,24 @@
+"""The pack's custom socket types. Values are frozen dataclasses or ModelPatchers, never mutated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from comfy_api.latest import io
+
+Wav2LipModel = io.Custom("LIPSYNC_WAV2LIP")
+FaceDetectorModel = io.Custom("LIPSYNC_FACE_DETECTOR")
+SpeechWindowsSocket = io.Custom("LIPSYNC_MEL_WINDOWS")
+FaceTrackSocket = io.Custom("LIPSYNC_FACE_TRACK")
+
+CATEGORY = "LipSync"
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """The LIPSYNC_FACE_DETECTOR value: which detector, its weights (S3FD) and its input size."""
+
+    kind: str  # "s3fd" or "opencv"
+    patcher: Any = None  # ModelPatcher around S3FD; None for OpenCV's cascade
+    max_side: int = 640

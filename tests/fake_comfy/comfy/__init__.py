@@ -1,0 +1,1 @@
+"""Fake of ComfyUI's comfy package, for tests."""

@@ -1,0 +1,1 @@
+"""Fake of ComfyUI's comfy_api package, for tests."""

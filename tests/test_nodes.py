@@ -1,0 +1,260 @@
+"""ComfyUI nodes against a fake of the comfy imports: schemas, and execute on random-weight models."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import shutil
+
+import cv2
+import folder_paths
+import numpy as np
+import pytest
+import torch
+from comfy import model_management
+from comfy.utils import progress_log
+from helpers import speechlike
+from skimage import data
+
+
+@pytest.fixture(scope="module")
+def nodes(pack):
+    """The pack's node modules, by file name."""
+    names = [
+        "extension",
+        "load_models",
+        "audio_to_mel",
+        "detect_faces",
+        "crop_faces",
+        "generate",
+        "paste_faces",
+        "lipsync_all_in_one",
+    ]
+    return {name: importlib.import_module(f"comfyui_lipsync.nodes.{name}") for name in names}
+
+
+@pytest.fixture(scope="module")
+def installed_weights(pack, wav2lip_checkpoint, s3fd_checkpoint):
+    """Random-weight checkpoints copied into the (fake) ComfyUI model folders."""
+    importlib.import_module("comfyui_lipsync.nodes.load_models")  # registers the folders
+    for folder, source in (("wav2lip", wav2lip_checkpoint), ("facedetection", s3fd_checkpoint)):
+        target = folder_paths.get_folder_paths(folder)[0]
+        shutil.os.makedirs(target, exist_ok=True)
+        shutil.copy(source, target)
+    return {"wav2lip": wav2lip_checkpoint.name, "s3fd": s3fd_checkpoint.name}
+
+
+async def _node_list(nodes) -> list:
+    extension = await nodes["extension"].comfy_entrypoint()
+    return await extension.get_node_list()
+
+
+def test_every_node_has_a_complete_schema(nodes) -> None:
+    classes = asyncio.run(_node_list(nodes))
+    assert len(classes) == 8
+    ids = set()
+    for node in classes:
+        schema = node.define_schema()
+        schema.validate()
+        assert schema.node_id.startswith("LipSync") and schema.node_id not in ids
+        ids.add(schema.node_id)
+        assert schema.display_name and schema.display_name[0].isupper() and schema.category.startswith("LipSync")
+        assert schema.description
+        for item in schema.inputs:
+            assert item.tooltip, f"{schema.node_id}.{item.id} has no tooltip"
+        assert schema.outputs
+
+
+def test_the_pack_root_registers_only_through_v3(pack) -> None:
+    assert callable(pack.comfy_entrypoint)
+    assert not hasattr(pack, "NODE_CLASS_MAPPINGS")
+
+
+def test_folders_are_registered_without_clobbering(nodes) -> None:
+    for name in ("wav2lip", "facedetection"):
+        paths, extensions = folder_paths.folder_names_and_paths[name]
+        assert paths and ".pth" in extensions and ".safetensors" in extensions
+    before = list(folder_paths.folder_names_and_paths["wav2lip"][0])
+    nodes["load_models"].register_model_folders()
+    assert folder_paths.folder_names_and_paths["wav2lip"][0] == before
+
+
+def test_loaders(nodes, installed_weights) -> None:
+    load = nodes["load_models"]
+    names = load.LoadWav2Lip.define_schema().inputs[0].options
+    assert installed_weights["wav2lip"] in names
+    patcher = load.LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in patcher.model.modules())
+    assert patcher.load_device == model_management.get_torch_device()
+    detector = load.LoadFaceDetector.execute(detector=installed_weights["s3fd"], detection_size=320)[0]
+    assert detector.kind == "s3fd" and detector.max_side == 320
+    assert load.LoadFaceDetector.execute(detector=load.OPENCV_DETECTOR, detection_size=0)[0].patcher is None
+
+
+def test_loader_errors_name_the_fix(nodes, installed_weights) -> None:
+    from comfyui_lipsync.lipsync.errors import UnsupportedModelError, WeightsNotFoundError
+
+    with pytest.raises(WeightsNotFoundError, match=r"missing\.pth"):
+        nodes["load_models"].LoadWav2Lip.execute(model_name="missing.pth")
+    shutil.copy(folder_paths.get_full_path("facedetection", installed_weights["s3fd"]), folder_paths.get_folder_paths("wav2lip")[0])
+    with pytest.raises(UnsupportedModelError, match="generator is needed"):
+        nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["s3fd"])
+
+
+def audio_input(seconds: float, rate: int = 44100) -> dict:
+    mono = torch.from_numpy(speechlike(seconds, rate))
+    return {"waveform": torch.stack([mono, mono * 0.5])[None], "sample_rate": rate}
+
+
+@pytest.mark.parametrize(
+    ("mode", "video_frames", "expected"),
+    [("loop video", 10, 47), ("ping-pong video", 10, 47), ("trim to shorter", 10, 10), ("trim to shorter", 80, 47),
+     ("fit audio to video", 80, 80), ("fit audio to video", 10, 10)],
+)  # fmt: skip
+def test_audio_to_mel_lengths(nodes, mode: str, video_frames: int, expected: int) -> None:
+    audio = audio_input(2.0)
+    original = audio["waveform"].clone()
+    frames = torch.zeros((video_frames, 8, 8, 3))
+    windows, matched, count = nodes["audio_to_mel"].AudioToMelWindows.execute(audio=audio, fps=25.0, length_mode=mode, frames=frames).args
+    assert count == windows.count == expected
+    assert matched["sample_rate"] == 44100 and matched["waveform"].shape == (1, 2, round(expected / 25 * 44100))
+    assert torch.equal(audio["waveform"], original)
+    batch = windows.batch(range(expected))
+    assert batch.shape == (expected, 80, 16) and np.isfinite(batch).all()
+    if expected > windows.audio_windows:
+        assert np.all(batch[-1] == -4.0)  # silence past the end of the speech
+
+
+def face_frames(count: int = 6) -> torch.Tensor:
+    """The astronaut image (a real face), drifting a few pixels per frame, as an IMAGE batch."""
+    image = cv2.resize(data.astronaut(), (256, 256))
+    frames = [np.roll(image, shift, axis=1) for shift in range(count)]
+    return torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0)
+
+
+def detect(nodes, frames: torch.Tensor, detector=None, fixed_box: str = ""):
+    return nodes["detect_faces"].DetectFaces.execute(
+        frames=frames, pad_top=0, pad_bottom=10, pad_left=0, pad_right=0, smooth=True, face_choice="best score",
+        face_index=0, batch_size=4, fixed_box=fixed_box, face_detector=detector,
+    ).args  # fmt: skip
+
+
+@pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")
+def test_detect_faces_with_opencv_finds_the_face(nodes) -> None:
+    frames = face_frames()
+    spec = nodes["load_models"].LoadFaceDetector.execute(detector=nodes["load_models"].OPENCV_DETECTOR, detection_size=0)[0]
+    track, missing = detect(nodes, frames, spec)
+    assert missing == 0 and track.count == 6
+    x1, y1, x2, y2 = track.box(0)
+    assert 75 < (x1 + x2) / 2 < 130 and 35 < (y1 + y2) / 2 < 90  # the face, in the 256x256 copy
+
+
+def test_detect_faces_with_s3fd_runs_the_network(nodes, installed_weights) -> None:
+    spec = nodes["load_models"].LoadFaceDetector.execute(detector=installed_weights["s3fd"], detection_size=128)[0]
+    loaded_before = len(model_management.loaded)
+    track, missing = detect(nodes, face_frames(3), spec)
+    assert len(model_management.loaded) == loaded_before + 1  # loaded through ComfyUI's model management
+    assert track.count == 3 and missing + sum(track.box(i) is not None for i in range(3)) == 3
+
+
+def test_detect_faces_fixed_box_and_errors(nodes) -> None:
+    track, _ = detect(nodes, face_frames(2), fixed_box="10, 120, 20, 200")
+    assert track.boxes == ((20, 10, 200, 120), (20, 10, 200, 120))
+    with pytest.raises(ValueError, match="face detector"):
+        detect(nodes, face_frames(2))
+    assert "four integers" in nodes["detect_faces"].DetectFaces.validate_inputs(fixed_box="1,2,3")
+    assert nodes["detect_faces"].DetectFaces.validate_inputs(fixed_box="") is True
+
+
+def speech_for(nodes, frames: torch.Tensor, seconds: float, mode: str = "loop video"):
+    return nodes["audio_to_mel"].AudioToMelWindows.execute(audio=audio_input(seconds), fps=25.0, length_mode=mode, frames=frames)[0]
+
+
+def test_crop_follows_the_speech_and_generate_matches_the_engine(nodes, installed_weights) -> None:
+    frames = face_frames(4)
+    track, _ = detect(nodes, frames, fixed_box="40,200,60,200")
+    speech = speech_for(nodes, frames, 0.5)
+    crops, output_track = nodes["crop_faces"].CropFaces.execute(frames=frames, face_track=track, size=96, mel_windows=speech).args
+    assert crops.shape == (speech.count, 96, 96, 3) == (10, 96, 96, 3)
+    assert output_track.sources == tuple(index % 4 for index in range(10))
+    assert torch.equal(crops[5], crops[1])  # frame 5 loops back to source frame 1
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    faces = nodes["generate"].Wav2LipGenerate.execute(
+        wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=3, output_track=output_track
+    )[0]
+    from comfyui_lipsync.lipsync.generate import Wav2LipGenerator
+    from comfyui_lipsync.lipsync.models import load_model_file
+
+    engine = Wav2LipGenerator(load_model_file(folder_paths.get_full_path("wav2lip", installed_weights["wav2lip"])).model)
+    expected = engine(crops.numpy(), speech.batch(range(10)))
+    assert faces.shape == crops.shape and np.abs(faces.numpy() - expected).max() < 1e-4
+
+
+def test_generate_and_crop_refuse_mismatches(nodes, installed_weights) -> None:
+    frames = face_frames(4)
+    track, _ = detect(nodes, frames, fixed_box="40,200,60,200")
+    speech = speech_for(nodes, frames, 0.5)
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    with pytest.raises(ValueError, match="Connect the mel windows to Crop Faces"):
+        nodes["generate"].Wav2LipGenerate.execute(
+            wav2lip_model=patcher, face_crops=torch.zeros(4, 96, 96, 3), mel_windows=speech, batch_size=8
+        )
+    with pytest.raises(ValueError, match="Crop Faces' size to 96"):
+        nodes["generate"].Wav2LipGenerate.execute(
+            wav2lip_model=patcher, face_crops=torch.zeros(10, 64, 64, 3), mel_windows=speech, batch_size=8
+        )
+    with pytest.raises(ValueError, match="same frames"):
+        nodes["crop_faces"].CropFaces.execute(frames=frames, face_track=track, size=96, mel_windows=speech_for(nodes, face_frames(7), 0.5))
+    with pytest.raises(ValueError, match="frames given to Detect Faces"):
+        nodes["crop_faces"].CropFaces.execute(frames=face_frames(5), face_track=track, size=96)
+
+
+def test_paste_keeps_frames_without_face_and_never_mutates_inputs(nodes) -> None:
+    frames = face_frames(3)
+    original = frames.clone()
+    from comfyui_lipsync.lipsync.faces.track import FaceTrack
+
+    track = FaceTrack.identity(256, 256, [(60, 40, 200, 200), None, (60, 40, 200, 200)])
+    faces = torch.full((3, 96, 96, 3), 0.25)
+    result = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=track)[0]
+    assert torch.equal(frames, original)
+    assert result.shape == frames.shape and result.data_ptr() != frames.data_ptr()
+    assert torch.equal(result[1], frames[1])
+    assert torch.allclose(result[0, 40:200, 60:200], torch.tensor(0.25))
+    assert torch.equal(result[0, :40], frames[0, :40])
+
+
+def test_all_in_one_equals_the_separate_nodes(nodes, installed_weights) -> None:
+    frames, audio = face_frames(4), audio_input(0.6)
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    box = "40,200,60,200"
+    speech, matched, _ = (
+        nodes["audio_to_mel"].AudioToMelWindows.execute(audio=audio, fps=25.0, length_mode="ping-pong video", frames=frames).args
+    )
+    track, _ = detect(nodes, frames, fixed_box=box)
+    crops, output_track = nodes["crop_faces"].CropFaces.execute(frames=frames, face_track=track, size=96, mel_windows=speech).args
+    faces = nodes["generate"].Wav2LipGenerate.execute(wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=4)[0]
+    chained = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=output_track)[0]
+    combined, combined_audio, missing = nodes["lipsync_all_in_one"].LipSyncAllInOne.execute(
+        frames=frames, audio=audio, fps=25.0, wav2lip_model=patcher, length_mode="ping-pong video", pad_bottom=10,
+        smooth=True, face_choice="best score", batch_size=4, fixed_box=box,
+    ).args  # fmt: skip
+    assert missing == 0 and combined.shape == chained.shape == (speech.count, 256, 256, 3)
+    assert torch.allclose(combined, chained, atol=1e-5)
+    assert torch.equal(combined_audio["waveform"], matched["waveform"])
+    assert output_track.sources[:8] == (0, 1, 2, 3, 2, 1, 0, 1)
+
+
+def test_progress_is_reported_and_cancel_stops_generation(nodes, installed_weights) -> None:
+    frames = face_frames(4)
+    track, _ = detect(nodes, frames, fixed_box="40,200,60,200")
+    speech = speech_for(nodes, frames, 0.5)
+    crops, _output_track = nodes["crop_faces"].CropFaces.execute(frames=frames, face_track=track, size=96, mel_windows=speech).args
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    progress_log.clear()
+    nodes["generate"].Wav2LipGenerate.execute(wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=4)
+    assert progress_log == [(4, 10), (8, 10), (10, 10)]
+    model_management.interrupt_processing = True
+    with pytest.raises(model_management.InterruptProcessingException):
+        nodes["generate"].Wav2LipGenerate.execute(wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=4)
+    assert model_management.interrupt_processing is False

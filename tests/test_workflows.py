@@ -1,0 +1,70 @@
+"""The example workflows: every node exists, every link joins matching types, widget values fit the schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+WORKFLOWS = sorted((Path(__file__).resolve().parent.parent / "example_workflows").glob("*.json"))
+# Core ComfyUI nodes the examples use, with their output types.
+CORE_OUTPUTS = {
+    "LoadVideo": ["VIDEO"],
+    "GetVideoComponents": ["IMAGE", "AUDIO", "FLOAT"],
+    "CreateVideo": ["VIDEO"],
+    "SaveVideo": [],
+    "LoadAudio": ["AUDIO"],
+    "LoadImage": ["IMAGE", "MASK"],
+}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "COMBO", "BOOLEAN"}
+
+
+@pytest.fixture(scope="module")
+def schemas(pack) -> dict:
+    import importlib
+
+    extension = importlib.import_module("comfyui_lipsync.nodes.extension")
+    nodes = asyncio.run(_nodes(extension))
+    return {node.define_schema().node_id: node.define_schema() for node in nodes}
+
+
+async def _nodes(extension) -> list:
+    return await (await extension.comfy_entrypoint()).get_node_list()
+
+
+def test_there_are_examples_for_video_and_image() -> None:
+    names = {path.name for path in WORKFLOWS}
+    assert {"lipsync_video_with_speech.json", "lipsync_image_to_talking_video.json"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.stem)
+def test_workflow_fits_the_schemas(path: Path, schemas: dict) -> None:
+    workflow = json.loads(path.read_text())
+    assert workflow["version"] == 0.4
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    assert workflow["last_node_id"] >= max(nodes) and workflow["last_link_id"] >= max(link[0] for link in workflow["links"])
+    for node in nodes.values():
+        assert node["type"] in schemas or node["type"] in CORE_OUTPUTS, f"unknown node {node['type']}"
+        if node["type"] not in schemas:
+            assert [output["type"] for output in node["outputs"]] == CORE_OUTPUTS[node["type"]]
+            continue
+        schema = schemas[node["type"]]
+        widgets = [item for item in schema.inputs if item.io_type in WIDGET_TYPES]
+        sockets = [item for item in schema.inputs if item.io_type not in WIDGET_TYPES]
+        assert len(node["widgets_values"]) == len(widgets), f"{node['type']} widget values"
+        for widget, value in zip(widgets, node["widgets_values"], strict=True):
+            if widget.io_type == "COMBO" and widget.id not in ("model_name", "detector"):
+                assert value in widget.options
+        by_name = {item["name"]: item for item in node["inputs"]}
+        for socket in sockets:
+            assert socket.id in by_name, f"{node['type']} lacks input {socket.id}"
+            assert by_name[socket.id]["type"] == socket.io_type
+            assert socket.optional or by_name[socket.id]["link"] is not None, f"{node['type']}.{socket.id} is not connected"
+        assert [output["type"] for output in node["outputs"]] == [output.io_type for output in schema.outputs]
+    for link_id, source, source_slot, target, target_slot, link_type in workflow["links"]:
+        output = nodes[source]["outputs"][source_slot]
+        target_input = nodes[target]["inputs"][target_slot]
+        assert output["type"] == target_input["type"] == link_type
+        assert link_id in output["links"] and target_input["link"] == link_id
