@@ -1,14 +1,17 @@
 """Command line: ``python -m lipsync --face VIDEO_OR_IMAGE --audio AUDIO --checkpoint PATH --s3fd PATH -o OUT.mp4``.
 
 Option names follow the reference ``inference.py`` (its underscore spellings are accepted too).
+Other jobs are subcommands (``python -m lipsync weights list``, ``python -m lipsync score VIDEO``):
+each lives in its own module with ``build_parser()`` and ``run(args)``, listed in ``SUBCOMMANDS``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import LipSyncError
 from .faces.stream import BEST, FACE_CHOICES
@@ -138,16 +141,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# subcommand name -> module (relative to this package) that defines build_parser() and run(args)
+SUBCOMMANDS: dict[str, str] = {}
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Namespace], int]]:
+    """Parse ``argv`` for the lip-sync run or for the subcommand it starts with."""
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[argv[0]], __package__)
+        return module.build_parser().parse_args(argv[1:]), module.run
+    return build_parser().parse_args(argv), run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for input/set-up errors, with the reason logged)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args, job = parse(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logger.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:
-        return run(args)
+        return job(args)
     except (LipSyncError, ValueError) as error:
         logger.error("%s", error)
         return 2
