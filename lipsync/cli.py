@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from .device import PRECISIONS
 from .errors import LipSyncError
 from .faces.stream import BEST, FACE_CHOICES
 
@@ -85,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="which face when several (best score is the reference)",
     )
     parser.add_argument("--face-index", type=int, default=0, help="with 'left to right': 0 is the leftmost face")
+    parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="detect faces on every Nth frame and interpolate the boxes between (about N times less detection)",
+    )
+    parser.add_argument(
+        "--detection-cache",
+        default=None,
+        metavar="DIR",
+        help="folder of the face detection cache, so a rerun of the same video skips detection (default: ~/.cache/lipsync)",
+    )
+    parser.add_argument("--no-detection-cache", action="store_true", help="neither read nor write the detection cache")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="generator arithmetic; auto = fp16 on CUDA, fp32 on CPU")
+    parser.add_argument("--no-overlap", action="store_true", help="decode, generate and encode in turn instead of in parallel threads")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 18 is visually lossless)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
@@ -96,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .device import pick_device
+    from .faces.cache import default_cache_dir
     from .faces.detector import S3FDDetector
     from .faces.track import Pads
     from .generate import Wav2LipGenerator
@@ -119,8 +137,11 @@ def run(args: argparse.Namespace) -> int:
         face_choice=args.face_choice,
         face_index=args.face_index,
         crf=args.crf,
+        detect_every=args.detect_every,
+        detection_cache=None if args.no_detection_cache else (args.detection_cache or default_cache_dir()),
+        overlap=not args.no_overlap,
     )
-    generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size)
+    generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size, precision=args.precision)
     detector = None
     if box is None:
         detector = S3FDDetector.from_file(args.s3fd, device=device, max_side=args.det_max_side, batch_size=args.face_det_batch_size)

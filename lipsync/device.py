@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -51,3 +52,22 @@ def run_with_oom_backoff(run: Callable[[int], T], batch_size: int, what: str) ->
                 ) from error
             batch_size //= 2
             logger.warning("out of memory during %s; retrying with batch size %d", what, batch_size)
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32); auto is fp16 on CUDA only."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op context for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import run_with_oom_backoff
+from .device import autocast, autocast_dtype, run_with_oom_backoff
 from .faces.track import Box
 from .models.fuse import fold_batchnorm
 from .models.registry import load_model_file
@@ -59,9 +59,15 @@ class Wav2LipGenerator:
         batch_size: int = 128,
         optimize: bool = True,
         owns_model: bool = False,
+        precision: str = "auto",
     ) -> None:
-        """``owns_model``: the model may be rewritten in place (otherwise a folded copy is made)."""
+        """``owns_model``: the model may be rewritten in place (otherwise a folded copy is made).
+
+        ``precision``: fp32, fp16 or bf16 autocast; auto = fp16 on CUDA (about 2x faster, faces within
+        1/255 of fp32), fp32 elsewhere.
+        """
         self.device = torch.device(device)
+        self.autocast_dtype = autocast_dtype(precision, self.device)
         self.img_size = int(getattr(model, "img_size", 96))
         if optimize:
             model = fold_batchnorm(model, inplace=owns_model).to(memory_format=torch.channels_last)
@@ -74,10 +80,17 @@ class Wav2LipGenerator:
         self.batch_size = max(1, batch_size if self.device.type != "cpu" else min(batch_size, CPU_FORWARD_BATCH))
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu", batch_size: int = 128) -> Wav2LipGenerator:
+    def from_file(
+        cls, path: str | Path, device: torch.device | str = "cpu", batch_size: int = 128, precision: str = "auto"
+    ) -> Wav2LipGenerator:
         """Load ``wav2lip.pth`` / ``wav2lip_gan.pth`` (or a .safetensors copy)."""
         descriptor = load_model_file(path, expected_purpose="generator", folder_hint="models/wav2lip")
-        return cls(descriptor.model, device=device, batch_size=batch_size, owns_model=True)
+        return cls(descriptor.model, device=device, batch_size=batch_size, owns_model=True, precision=precision)
+
+    @property
+    def max_batch_size(self) -> int:
+        """Faces per forward pass; callers size their frame chunks to it."""
+        return self.batch_size
 
     def model_input(self, crops: np.ndarray) -> torch.Tensor:
         """``[N, S, S, 3]`` RGB crops -> ``[N, 6, S, S]``: BGR with the lower half zeroed, then BGR unmasked."""
@@ -103,7 +116,8 @@ class Wav2LipGenerator:
             for start in range(0, len(crops), batch_size):
                 faces = self.model_input(crops[start : start + batch_size])
                 audio = torch.from_numpy(np.ascontiguousarray(mels[start : start + batch_size])).to(self.device)
-                generated = self.model(audio.unsqueeze(1).float(), faces)
+                with autocast(self.device, self.autocast_dtype):
+                    generated = self.model(audio.unsqueeze(1).float(), faces)
                 outputs.append(generated[:, BGR].permute(0, 2, 3, 1).float().cpu().numpy())
             return np.concatenate(outputs)
 

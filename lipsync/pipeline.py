@@ -6,6 +6,7 @@ whatever the length of the video. The output appears only when the whole run suc
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import time
@@ -18,11 +19,14 @@ import numpy as np
 from .audio import MelWindows, load_audio, melspectrogram
 from .encode import VideoWriter
 from .errors import NoFaceError
+from .faces.cache import CachedDetector
 from .faces.detector import FaceDetector
+from .faces.sparse import SparseDetector
 from .faces.stream import BEST, first_face_box, track_faces
 from .faces.track import Box, Pads, fixed_box
 from .generate import Wav2LipGenerator, crop_faces, paste_faces
 from .media import FrameSource, FrameTransform, open_frame_source
+from .overlap import BackgroundConsumer, prefetch
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +50,15 @@ class LipSyncOptions:
     face_choice: str = BEST
     face_index: int = 0
     crf: int = 18
+    detect_every: int = 1  # run the detector on every Nth frame and interpolate the boxes between
+    detection_cache: str | Path | None = None  # folder of the detection cache; None: no cache
+    overlap: bool = True  # decode + detect and encode in background threads, overlapping generation
 
     def __post_init__(self) -> None:
         if self.on_missing_face not in MISSING_FACE_MODES:
             raise ValueError(f"on_missing_face must be one of {MISSING_FACE_MODES}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be 1 or more, got {self.detect_every}")
 
 
 @dataclass
@@ -162,10 +171,37 @@ def _boxes_for(frames: list[np.ndarray], detector: FaceDetector | None, options:
     ]
 
 
+def wrap_detector(detector: FaceDetector | None, options: LipSyncOptions) -> FaceDetector | None:
+    """Add the detection cache and every-Nth-frame detection that ``options`` ask for."""
+    if detector is None or options.box is not None:
+        return detector
+    if options.detection_cache is not None:
+        detector = CachedDetector(detector, options.detection_cache)
+    if options.detect_every > 1:
+        detector = SparseDetector(detector, options.detect_every)
+    return detector
+
+
 def _require(detector: FaceDetector | None) -> FaceDetector:
     if detector is None:
         raise ValueError("a face detector is needed unless a fixed box is given")
     return detector
+
+
+@contextlib.contextmanager
+def _frame_sink(writer: VideoWriter, times: StageTimes, depth: int) -> Iterator[Callable[[np.ndarray], None]]:
+    """A callable that encodes one frame: on a background thread when ``depth`` > 0, else inline."""
+
+    def encode(frame: np.ndarray) -> None:
+        step = time.perf_counter()
+        writer.write(frame)
+        times.add("encode", time.perf_counter() - step)
+
+    if depth <= 0:
+        yield encode
+        return
+    with BackgroundConsumer(encode, depth) as consumer:
+        yield consumer.put
 
 
 def lipsync_file(
@@ -188,10 +224,16 @@ def lipsync_file(
     logger.info("%d output frames at %.3f fps from %s", total, source.fps, Path(face_path).name)
 
     written = without_face = 0
-    schedule = frame_schedule(source, total, detector, options, times)
-    with VideoWriter(output_path, source.fps, source.width, source.height, audio_path=audio_path, crf=options.crf) as writer:
+    chunk_size = min(options.wav2lip_batch_size, generator.max_batch_size)
+    schedule = frame_schedule(source, total, wrap_detector(detector, options), options, times)
+    if options.overlap:
+        schedule = prefetch(schedule, depth=chunk_size)
+    with (
+        VideoWriter(output_path, source.fps, source.width, source.height, audio_path=audio_path, crf=options.crf) as writer,
+        _frame_sink(writer, times, chunk_size if options.overlap else 0) as sink,
+    ):
         while written < total:
-            chunk = list(itertools.islice(schedule, options.wav2lip_batch_size))
+            chunk = list(itertools.islice(schedule, chunk_size))
             if not chunk:
                 break
             frames = [frame for frame, _ in chunk]
@@ -212,10 +254,8 @@ def lipsync_file(
                 step = time.perf_counter()
                 paste_faces([frames[index] for index in with_face], generated, boxes)
                 times.add("paste", time.perf_counter() - step)
-            step = time.perf_counter()
             for frame in frames:
-                writer.write(frame)
-            times.add("encode", time.perf_counter() - step)
+                sink(frame)
             written += len(chunk)
             if on_progress is not None:
                 on_progress(written, total)

@@ -37,6 +37,8 @@ class LipSyncAllInOne(io.ComfyNode):
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST, tooltip="Which face when several."),
                 io.Int.Input("batch_size", default=64, min=1, max=1024, tooltip="Faces per generation batch."),
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right': no detection."),
+                io.Int.Input("detect_every", default=1, min=1, max=30, optional=True,
+                             tooltip="Detect on every Nth frame and interpolate the boxes between (about N times faster)."),
             ],
             outputs=[
                 io.Image.Output(display_name="frames"),
@@ -52,12 +54,12 @@ class LipSyncAllInOne(io.ComfyNode):
     @classmethod
     def execute(
         cls, frames: torch.Tensor, audio: dict, fps: float, wav2lip_model, length_mode: str, pad_bottom: int, smooth: bool,
-        face_choice: str, batch_size: int, fixed_box: str, face_detector=None,
+        face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = 1,
     ) -> io.NodeOutput:  # fmt: skip
         speech, matched_audio, _ = AudioToMelWindows.execute(audio=audio, fps=fps, length_mode=length_mode, frames=frames).args
         track, _ = DetectFaces.execute(
             frames=frames, pad_top=0, pad_bottom=pad_bottom, pad_left=0, pad_right=0, smooth=smooth, face_choice=face_choice,
-            face_index=0, batch_size=16, fixed_box=fixed_box, face_detector=face_detector,
+            face_index=0, batch_size=16, fixed_box=fixed_box, face_detector=face_detector, detect_every=detect_every,
         ).args  # fmt: skip
         track = align_track(track, speech)
         device = load_to_device(wav2lip_model)

@@ -132,10 +132,10 @@ def face_frames(count: int = 6) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames).astype(np.float32) / 255.0)
 
 
-def detect(nodes, frames: torch.Tensor, detector=None, fixed_box: str = ""):
+def detect(nodes, frames: torch.Tensor, detector=None, fixed_box: str = "", detect_every: int = 1):
     return nodes["detect_faces"].DetectFaces.execute(
         frames=frames, pad_top=0, pad_bottom=10, pad_left=0, pad_right=0, smooth=True, face_choice="best score",
-        face_index=0, batch_size=4, fixed_box=fixed_box, face_detector=detector,
+        face_index=0, batch_size=4, fixed_box=fixed_box, face_detector=detector, detect_every=detect_every,
     ).args  # fmt: skip
 
 
@@ -155,6 +155,21 @@ def test_detect_faces_with_s3fd_runs_the_network(nodes, installed_weights) -> No
     track, missing = detect(nodes, face_frames(3), spec)
     assert len(model_management.loaded) == loaded_before + 1  # loaded through ComfyUI's model management
     assert track.count == 3 and missing + sum(track.box(i) is not None for i in range(3)) == 3
+
+
+@pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")
+def test_detect_every_nth_frame_interpolates_close_to_every_frame(nodes, monkeypatch) -> None:
+    HaarDetector = nodes["detect_faces"].HaarDetector  # the pack's own copy of the engine module
+    calls = []
+    original = HaarDetector._detect_one
+    monkeypatch.setattr(HaarDetector, "_detect_one", lambda self, frame: calls.append(1) or original(self, frame))
+    spec = nodes["load_models"].LoadFaceDetector.execute(detector=nodes["load_models"].OPENCV_DETECTOR, detection_size=0)[0]
+    every, _ = detect(nodes, face_frames(8), spec)
+    dense_calls, calls[:] = len(calls), []
+    sparse, _ = detect(nodes, face_frames(8), spec, detect_every=3)
+    assert dense_calls == 8 and len(calls) == 4  # batches of 4 -> key frames 0 and 3 of each
+    for index in range(8):
+        assert np.abs(np.subtract(every.box(index), sparse.box(index))).max() <= 3
 
 
 def test_detect_faces_fixed_box_and_errors(nodes) -> None:

@@ -5,6 +5,7 @@ Detections are ``[K, 5]`` float32 arrays of ``x1, y1, x2, y2, score`` in frame p
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..device import run_with_oom_backoff
+from ..device import autocast, autocast_dtype, run_with_oom_backoff
 from ..models.registry import load_model_file
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,10 @@ class FaceDetector(ABC):
     @abstractmethod
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Return, per frame, its detections ``[K, 5]`` sorted by score, highest first."""
+
+    def settings_key(self) -> str:
+        """Everything that changes this detector's output (weights, thresholds, scale): the detection cache key."""
+        return type(self).__name__
 
 
 class S3FDDetector(FaceDetector):
@@ -52,8 +57,11 @@ class S3FDDetector(FaceDetector):
         score_threshold: float = 0.5,
         nms_threshold: float = 0.3,
         channels_last: bool = True,
+        precision: str = "auto",
     ) -> None:
+        """``precision``: autocast for the network (auto = fp16 on CUDA); decoding and NMS stay in fp32."""
         self.device = torch.device(device)
+        self.autocast_dtype = autocast_dtype(precision, self.device)
         # channels_last lets oneDNN/cuDNN pick faster convolution kernels; the numerics are unchanged.
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format).eval()
@@ -62,12 +70,23 @@ class S3FDDetector(FaceDetector):
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self._mean = torch.tensor(S3FD_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._weights_digest: str | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, device: torch.device | str = "cpu", max_side: int = 0, batch_size: int = 16) -> S3FDDetector:
         """Load ``s3fd.pth`` (the file Wav2Lip ships as ``face_detection/detection/sfd/s3fd.pth``)."""
         descriptor = load_model_file(path, expected_purpose="face_detector", folder_hint="models/facedetection")
         return cls(descriptor.model, device=device, max_side=max_side, batch_size=batch_size)
+
+    def settings_key(self) -> str:
+        if self._weights_digest is None:
+            digest = hashlib.blake2b(digest_size=16)
+            for name, tensor in sorted(self.model.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            self._weights_digest = digest.hexdigest()
+        precision = str(self.autocast_dtype).removeprefix("torch.") if self.autocast_dtype else "fp32"
+        return f"s3fd/{self._weights_digest}/max_side={self.max_side}/score>{self.score_threshold}/nms={self.nms_threshold}/{precision}"
 
     def scale_for(self, height: int, width: int) -> float:
         """Factor the frame is resized by before detection (1.0 when ``max_side`` is 0 or not exceeded)."""
@@ -111,7 +130,8 @@ class S3FDDetector(FaceDetector):
     def _forward(self, batch: np.ndarray) -> list[np.ndarray]:
         images = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() - self._mean
         images = images.contiguous(memory_format=self.memory_format)
-        outputs = self.model(images)
+        with autocast(self.device, self.autocast_dtype):
+            outputs = [output.float() for output in self.model(images)]
         per_level = []
         for level in range(len(outputs) // 2):
             scores = F.softmax(outputs[2 * level], dim=1)[:, 1]

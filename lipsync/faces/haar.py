@@ -34,6 +34,9 @@ class HaarDetector(FaceDetector):
         self.min_size_fraction = min_size_fraction
         self.min_neighbors = min_neighbors
 
+    def settings_key(self) -> str:
+        return f"haar/{CASCADE_FILE}/min_size={self.min_size_fraction}/neighbors={self.min_neighbors}"
+
     def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [self._detect_one(frame) for frame in frames]
 
