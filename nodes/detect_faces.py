@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.faces.cache import CachedDetector
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
 from ..lipsync.faces.sparse import SparseDetector
@@ -82,8 +83,9 @@ class DetectFaces(io.ComfyNode):
     def execute(
         cls, frames: torch.Tensor, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int, smooth: bool,
         face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None,
-        detect_every: int = 1,
+        detect_every: int = 1, cache_dir: str | None = None,
     ) -> io.NodeOutput:  # fmt: skip
+        """``cache_dir`` (for the all-in-one node): reuse detections cached there for the same frames and settings."""
         pixels = image_array(frames)
         count, height, width = pixels.shape[:3]
         box = parse_box(fixed_box)
@@ -93,6 +95,8 @@ class DetectFaces(io.ComfyNode):
         if face_detector is None:
             raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
         detector = make_detector(face_detector, batch_size)
+        if cache_dir is not None:
+            detector = CachedDetector(detector, cache_dir)
         if detect_every > 1:
             detector = SparseDetector(detector, detect_every)
         progress = Progress(count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.stream import BEST, FACE_CHOICES
 from ..lipsync.generate import Wav2LipGenerator, crop_faces, paste_faces
 from ..lipsync.timeline import LENGTH_MODES, LOOP
@@ -39,6 +40,8 @@ class LipSyncAllInOne(io.ComfyNode):
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right': no detection."),
                 io.Int.Input("detect_every", default=1, min=1, max=30, optional=True,
                              tooltip="Detect on every Nth frame and interpolate the boxes between (about N times faster)."),
+                io.Boolean.Input("cache_detections", default=True, optional=True,
+                                 tooltip="Keep face boxes on disk (~/.cache/lipsync) so a rerun with new speech skips detection."),
             ],
             outputs=[
                 io.Image.Output(display_name="frames"),
@@ -55,11 +58,13 @@ class LipSyncAllInOne(io.ComfyNode):
     def execute(
         cls, frames: torch.Tensor, audio: dict, fps: float, wav2lip_model, length_mode: str, pad_bottom: int, smooth: bool,
         face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = 1,
+        cache_detections: bool = True,
     ) -> io.NodeOutput:  # fmt: skip
         speech, matched_audio, _ = AudioToMelWindows.execute(audio=audio, fps=fps, length_mode=length_mode, frames=frames).args
         track, _ = DetectFaces.execute(
             frames=frames, pad_top=0, pad_bottom=pad_bottom, pad_left=0, pad_right=0, smooth=smooth, face_choice=face_choice,
             face_index=0, batch_size=16, fixed_box=fixed_box, face_detector=face_detector, detect_every=detect_every,
+            cache_dir=str(default_cache_dir()) if cache_detections else None,
         ).args  # fmt: skip
         track = align_track(track, speech)
         device = load_to_device(wav2lip_model)

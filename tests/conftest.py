@@ -75,3 +75,16 @@ def pack():
     sys.modules["comfyui_lipsync"] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_detection_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep the tests' detection cache out of the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("detection-cache")
+    previous = os.environ.get("LIPSYNC_CACHE_DIR")
+    os.environ["LIPSYNC_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("LIPSYNC_CACHE_DIR", None)
+    else:
+        os.environ["LIPSYNC_CACHE_DIR"] = previous

@@ -260,6 +260,22 @@ def test_all_in_one_equals_the_separate_nodes(nodes, installed_weights) -> None:
     assert output_track.sources[:8] == (0, 1, 2, 3, 2, 1, 0, 1)
 
 
+def test_all_in_one_rerun_with_new_speech_reuses_cached_detections(nodes, installed_weights, monkeypatch) -> None:
+    spec = nodes["load_models"].LoadFaceDetector.execute(detector=installed_weights["s3fd"], detection_size=128)[0]
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    S3FDDetector = nodes["detect_faces"].S3FDDetector  # the pack's own copy of the engine module
+    detected = []
+    original = S3FDDetector.detect
+    monkeypatch.setattr(S3FDDetector, "detect", lambda self, frames: detected.append(len(frames)) or original(self, frames))
+    frames = face_frames(3)
+    for seconds in (0.4, 0.5):
+        nodes["lipsync_all_in_one"].LipSyncAllInOne.execute(
+            frames=frames, audio=audio_input(seconds), fps=25.0, wav2lip_model=patcher, length_mode="loop video", pad_bottom=10,
+            smooth=True, face_choice="best score", batch_size=4, fixed_box="", face_detector=spec, cache_detections=True,
+        )  # fmt: skip
+    assert detected == [3]
+
+
 def test_progress_is_reported_and_cancel_stops_generation(nodes, installed_weights) -> None:
     frames = face_frames(4)
     track, _ = detect(nodes, frames, fixed_box="40,200,60,200")
