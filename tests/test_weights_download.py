@@ -134,7 +134,7 @@ def test_wrong_file_is_rejected_and_nothing_is_left(server: FileServer, tmp_path
 def test_a_file_of_the_wrong_size_is_refused_from_its_headers(server: FileServer, tmp_path) -> None:
     # The server's file itself is short (complete as far as HTTP goes): the registry size catches it.
     entry = entry_for((server.put("short.pth", GOOD[:CUT]),), data=GOOD)
-    with pytest.raises(DownloadError, match="offers 123,457 bytes, not the expected 307,200; nothing was kept"):
+    with pytest.raises(DownloadError, match="offers 123,457 bytes, not the expected 307,200; nothing was downloaded"):
         fetch(entry, tmp_path / "models")
     assert leftovers(tmp_path / "models") == []
     assert len(server.requests) == 1  # not retried: another try would get the same file

@@ -176,8 +176,9 @@ def _fetch(
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 start, total = _body_range(response, have)
                 if expected_size is not None and total is not None and total != expected_size:
-                    _discard(part, info_path)
-                    raise _SourceFailed(f"the server offers {total:,} bytes, not the expected {expected_size:,}; nothing was kept")
+                    if have:  # what we had from this URL is of the wrong file too
+                        _discard(part, info_path)
+                    raise _SourceFailed(f"the server offers {total:,} bytes, not the expected {expected_size:,}; nothing was downloaded")
                 if have and not start:
                     logger.info("%s did not resume the download; starting again from the beginning", url)
                 validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
@@ -198,7 +199,7 @@ def _fetch(
             last_error = f"connection failed ({error.reason})"
             logger.warning("%s: %s (attempt %d of %d)", url, last_error, attempt, attempts)
             continue
-        except (http.client.HTTPException, ConnectionError, TimeoutError) as error:
+        except (http.client.HTTPException, OSError) as error:  # a reset, a timeout or a TLS failure mid-body (writes raise DownloadError)
             got = part.stat().st_size if part.is_file() else 0
             last_error = f"the connection dropped at {got:,} bytes ({type(error).__name__})"
             logger.warning("%s: %s; resuming (attempt %d of %d)", url, last_error, attempt, attempts)

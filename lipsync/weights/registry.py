@@ -1,9 +1,10 @@
 """The known weight files: expected size and sha256 (where published), licence, model folder, candidate URLs.
 
 Pure data and string helpers, no torch: error messages import this to name the download command.
-Sizes and hashes were taken from the release assets' published values (and cross-checked between
-independent download scripts); where none is published the field is ``None`` and the file is checked
-by size only, or, with neither, by loading it.
+Sizes and hashes are the values published for the release assets, cross-checked where possible
+against other projects' download scripts that verify the same files; none was guessed. Where none is
+published the field is ``None``: the file is then checked by size only, or, with neither, by loading
+it as the model it should hold.
 """
 
 from __future__ import annotations
