@@ -16,6 +16,7 @@ from comfy.utils import ProgressBar
 from ..lipsync.errors import WeightsNotFoundError
 from ..lipsync.models.checkpoint import unwrap_state_dict
 from ..lipsync.models.registry import ModelDescriptor, load_state_dict_model
+from ..lipsync.weights.registry import empty_folder_placeholder, find_entry, suggested_file
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +36,27 @@ def register_model_folders() -> None:
 
 
 def model_files(folder: str) -> list[str]:
-    """Files of a model folder for a dropdown; the list is never empty, so the node still loads."""
-    return folder_paths.get_filename_list(folder) or [f"(put weights in models/{MODEL_FOLDERS[folder]})"]
+    """Files of a model folder for a dropdown; never empty (an empty folder shows how to fill it), so the node still loads."""
+    return folder_paths.get_filename_list(folder) or [empty_folder_placeholder(folder)]
 
 
 def load_weights(folder: str, filename: str, purpose: str) -> ModelDescriptor:
-    """Find ``filename`` in a model folder and build the model it holds, checking what it is for."""
+    """Find ``filename`` in a model folder and build the model it holds, checking what it is for.
+
+    A missing file (or the empty-folder placeholder) raises an error naming the file, the folder and
+    the ``python -m lipsync weights download`` command that fetches it into that folder.
+    """
+    if filename == empty_folder_placeholder(folder):
+        filename = suggested_file(folder) or filename
     path = folder_paths.get_full_path(folder, filename)
     if path is None:
-        where = " or ".join(folder_paths.get_folder_paths(folder)) or f"models/{MODEL_FOLDERS[folder]}"
-        raise WeightsNotFoundError(filename, where)
+        folders = folder_paths.get_folder_paths(folder) or [os.path.join(folder_paths.models_dir, MODEL_FOLDERS.get(folder, folder))]
+        raise WeightsNotFoundError(filename, " or ".join(folders), download_dir=folders[0])
+    entry = find_entry(filename)
+    if entry is not None and entry.size is not None and os.path.getsize(path) != entry.size:
+        logger.warning(
+            "%s is %d bytes, not the published %d: it may be damaged or a re-saved copy", path, os.path.getsize(path), entry.size
+        )
     from comfy.utils import load_torch_file
 
     state = unwrap_state_dict(load_torch_file(path, safe_load=True), path)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import pickle
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from ..errors import CorruptWeightsError, WeightsNotFoundError
 
@@ -19,17 +21,20 @@ StateDict = dict[str, torch.Tensor]
 
 WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params")
 DATA_PARALLEL_PREFIX = "module."
+# What the weights-only unpickler (besides UnpicklingError) and safetensors raise on random or cut-off bytes.
+GARBAGE_ERRORS = (IndexError, KeyError, TypeError, AttributeError, struct.error, SafetensorError)
 
 
 def read_state_dict(path: str | Path, folder_hint: str | None = None) -> StateDict:
     """Load the tensors of a checkpoint file, unwrapped to a flat ``{name: tensor}`` dict on the CPU.
 
     Accepts the published ``{"state_dict": {"module.<key>": tensor}}`` layout, a bare state dict,
-    or a ``.safetensors`` file. ``folder_hint`` names where a missing file belongs, for the error.
+    or a ``.safetensors`` file. ``folder_hint`` names where a missing file belongs, for the error
+    (which also gives the command that downloads a known file into ``path``'s folder).
     """
     path = Path(path)
     if not path.is_file():
-        raise WeightsNotFoundError(path.name, str(path.parent) if folder_hint is None else folder_hint)
+        raise WeightsNotFoundError(path.name, str(path.parent) if folder_hint is None else folder_hint, download_dir=path.parent.absolute())
     try:
         if path.suffix.lower() in (".safetensors", ".sft"):
             from safetensors.torch import load_file
@@ -40,7 +45,7 @@ def read_state_dict(path: str | Path, folder_hint: str | None = None) -> StateDi
             # the legacy format (the published wav2lip.pth was saved by torch 1.1) cannot be mapped.
             mmap = zipfile.is_zipfile(path)
             raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, *GARBAGE_ERRORS) as exc:
         raise CorruptWeightsError(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     return unwrap_state_dict(raw, path)
 
