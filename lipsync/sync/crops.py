@@ -50,6 +50,11 @@ def fill_missing_boxes(boxes: Sequence[Sequence[float] | None]) -> np.ndarray:
     return np.stack([np.interp(np.arange(len(boxes)), found, known[:, side]) for side in range(4)], axis=1)
 
 
+def odd_kernel(kernel: int, length: int) -> int:
+    """``kernel``, or the largest odd size that fits ``length`` samples (the reference never sees clips that short)."""
+    return max(1, min(kernel, length if length % 2 else length - 1))
+
+
 @dataclass(frozen=True)
 class V2Crop:
     """One syncnet_v2 crop window in frame pixels: rows ``top..bottom``, columns ``left..right``.
@@ -70,11 +75,13 @@ def v2_crop_windows(boxes: np.ndarray, crop_scale: float = V2_CROP_SCALE, smooth
     Half-size ``s = max(w, h) / 2`` and the centre are median-filtered (``scipy.signal.medfilt``, which
     pads with zeros at the ends, as the reference does). The reference pads the frame by
     ``int(s * (1 + 2 * crop_scale))`` and truncates its slice bounds in that padded frame; the windows
-    returned here are those bounds moved back to frame coordinates.
+    returned here are those bounds moved back to frame coordinates. Tracks shorter than the filter get a
+    shorter one (the reference only crops tracks of over 100 frames).
     """
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4 or len(boxes) == 0:
         raise ValueError("expected boxes of shape [N, 4]")
+    smoothing = odd_kernel(smoothing, len(boxes))
     half = medfilt(np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]) / 2, kernel_size=smoothing)
     centre_y = medfilt((boxes[:, 1] + boxes[:, 3]) / 2, kernel_size=smoothing)
     centre_x = medfilt((boxes[:, 0] + boxes[:, 2]) / 2, kernel_size=smoothing)

@@ -19,6 +19,8 @@ import torch
 from scipy.signal import medfilt
 from torch.nn import functional as F
 
+from .crops import odd_kernel
+
 DEFAULT_VSHIFT = 15
 EUCLIDEAN = "euclidean"
 COSINE = "cosine"
@@ -78,6 +80,7 @@ class OffsetSearch:
         """syncnet_python's per-window confidence: ``median(mdist) - dist`` at the best shift, median-filtered over 9."""
         values = np.asarray(self.framewise, dtype=np.float64)
         confidence = self.median - values if self.metric == EUCLIDEAN else values - self.median
+        kernel = odd_kernel(kernel, len(confidence))
         return medfilt(confidence, kernel_size=kernel) if kernel > 1 else confidence
 
 

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 BGR = [2, 1, 0]
 WINDOW_FRAMES = 5
-STREAM_WINDOWS = 64  # windows whose crops are gathered before a forward pass
+STREAM_WINDOWS = 32  # windows whose crops are gathered before a forward pass (and between progress reports)
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -195,6 +195,8 @@ class SyncScorer:
                 f"The clip is too short to score: {frames} frames at 25 fps and {wav.size / 16000:.2f} s of audio; "
                 f"{self.architecture} needs at least {WINDOW_FRAMES + 2} frames and as much speech."
             )
+        if on_progress is not None:
+            on_progress(0, windows)  # lets a Cancel take effect before the first forward pass
         video = self.video_embeddings(crops, windows, on_progress)
         audio = self.audio_embeddings(features, windows)
         return SyncScore(self.architecture, ANALYSIS_FPS, windows, search_offset(video, audio, vshift, self.metric))
