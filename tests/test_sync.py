@@ -288,3 +288,36 @@ def test_published_figures_with_the_real_weights(example_video) -> None:
     shifted = scorer.score(crops, len(frames), delayed)
     assert plain.search.confidence > 1.0
     assert shifted.search.offset == plain.search.offset - 5
+
+
+class LoudnessScorer(ExpertScorer):
+    """The expert scorer's real windowing with the network swapped for a transparent one: the face embedding
+    is the brightness of the lower half in each of the 5 frames, the audio embedding the loudness of the
+    mel columns under each frame (both centred), so the true offset is known."""
+
+    def embed_video(self, inputs: torch.Tensor) -> torch.Tensor:
+        brightness = inputs.reshape(len(inputs), 5, -1).mean(dim=2)
+        return brightness - brightness.mean(dim=1, keepdim=True)
+
+    def embed_audio(self, inputs: torch.Tensor) -> torch.Tensor:
+        columns = inputs[:, 0].mean(dim=1)  # [B, 16]
+        frame_of_column = (torch.arange(16) * 5) // 16
+        loudness = torch.stack([columns[:, frame_of_column == frame].mean(dim=1) for frame in range(5)], dim=1)
+        return loudness - loudness.mean(dim=1, keepdim=True)
+
+
+def test_offset_sign_end_to_end_with_a_transparent_scorer() -> None:
+    """Mouth brightness follows the speech loudness frame by frame; delaying the speech by d frames must
+    give offset -d, and shifting by the detected offset must bring it back to 0."""
+    frames = 60
+    rng = np.random.default_rng(7)
+    level = rng.uniform(0.05, 1.0, frames)
+    crops = [np.full((96, 96, 3), value, dtype=np.float32) for value in level]
+    samples = np.repeat(level, 640) * rng.standard_normal(frames * 640) * 0.3
+    scorer = LoudnessScorer(SyncNetColor())
+    assert scorer.score(iter(crops), frames, samples, vshift=6).search.offset == 0
+    for delay in (3, -2):
+        moved = shift_samples(samples, delay, 25.0, 16000)
+        detected = scorer.score(iter(crops), frames, moved, vshift=6).search.offset
+        assert detected == -delay
+        assert scorer.score(iter(crops), frames, shift_samples(moved, detected, 25.0, 16000), vshift=6).search.offset == 0
