@@ -17,7 +17,7 @@ from lipsync.audio import load_audio, melspectrogram
 from lipsync.errors import MediaError, NoFaceError
 from lipsync.faces.track import fixed_box
 from lipsync.media import iter_video_frames
-from lipsync.models import SyncNetColor, SyncNetV2, load_model_file
+from lipsync.models import SyncNetColor, SyncNetV2, load_model_file, load_state_dict_model
 from lipsync.sync.crops import cut_v2_crop, fill_missing_boxes, resample_indices, v2_crop_windows
 from lipsync.sync.mfcc import int16_scale, mfcc
 from lipsync.sync.offsets import COSINE, EUCLIDEAN, search_offset
@@ -109,14 +109,8 @@ def test_syncnet_v2_file_is_detected_and_loaded_exactly(syncnet_v2_file) -> None
     assert not descriptor.model.training
     for key, value in raw.items():
         assert torch.equal(descriptor.model.state_dict()[key], value)
-    narrow = {key: value for key, value in SyncNetV2(embedding_size=256).state_dict().items()}
-    assert load_model_file_from(narrow).model.netfcaud[3].out_features == 256
-
-
-def load_model_file_from(state):
-    from lipsync.models import load_state_dict_model
-
-    return load_state_dict_model(state, expected_purpose="sync_expert")
+    narrow = load_state_dict_model(SyncNetV2(embedding_size=256).state_dict(), expected_purpose="sync_expert")
+    assert narrow.architecture == "syncnet_v2" and narrow.model.netfcaud[3].out_features == 256
 
 
 def test_syncnet_v2_inputs_follow_the_reference_layout() -> None:

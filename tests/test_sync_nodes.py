@@ -173,3 +173,14 @@ def test_auto_offset_shifts_the_audio_by_the_detected_offset(nodes) -> None:
     assert torch.equal(audio["waveform"], original)
     unchanged, applied = node.execute(min_confidence=100.0, **arguments).args
     assert applied == 0 and torch.equal(unchanged["waveform"], original)
+
+
+def test_score_cli_detects_faces(weights, clip_files, tmp_path, capsys, caplog) -> None:
+    video, speech = clip_files
+    report = tmp_path / "detected.json"
+    assert main(["score", str(video), "--audio", str(speech), "--syncnet", str(weights["v2"]), "--detector", "opencv",
+                 "--json", str(report), "-q"]) == 0  # fmt: skip
+    assert json.loads(report.read_text())[0]["windows"] == FRAMES - 5
+    blank = write_video(tmp_path / "blank.mp4", [np.full((96, 96, 3), 90, np.uint8)] * FRAMES)
+    assert main(["score", str(blank), "--audio", str(speech), "--syncnet", str(weights["v2"]), "--detector", "opencv", "-q"]) == 2
+    assert "No face was found" in caplog.text

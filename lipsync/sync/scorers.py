@@ -7,6 +7,7 @@ in 0..1 as ComfyUI IMAGEs) and are streamed: only one batch of windows is held, 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from torch import nn
 
 from ..audio import MelWindows, melspectrogram
 from ..device import run_with_oom_backoff
-from ..errors import MediaError
+from ..errors import MediaError, UnsupportedModelError
 from ..models.registry import load_model_file
 from ..models.syncnet_v2 import SyncNetV2
 from .crops import ANALYSIS_FPS
@@ -103,8 +104,8 @@ class SyncScore:
         return np.asarray(self.search.unshifted), "cosine similarity (expert SyncNet)"
 
 
-class SyncScorer:
-    """Common streaming and batching; subclasses define the crops, the model input and the audio features."""
+class SyncScorer(ABC):
+    """Common streaming and batching; subclasses define the model inputs, the audio features and the embeddings."""
 
     architecture = ""
     metric = EUCLIDEAN
@@ -121,24 +122,29 @@ class SyncScorer:
         descriptor = load_model_file(path, expected_purpose="sync_expert", folder_hint="models/syncnet")
         return make_scorer(descriptor.architecture, descriptor.model, device, batch_size)
 
-    # subclass hooks
+    @abstractmethod
     def audio_features(self, wav: np.ndarray) -> object:
-        raise NotImplementedError
+        """Audio features of 16 kHz mono ``wav`` for ``audio_input``."""
 
+    @abstractmethod
     def window_count(self, frames: int, features: object) -> int:
-        raise NotImplementedError
+        """How many 5-frame windows ``frames`` crops and the audio give (the reference's count)."""
 
+    @abstractmethod
     def audio_input(self, features: object, windows: range) -> torch.Tensor:
-        raise NotImplementedError
+        """The audio network's input for ``windows``."""
 
+    @abstractmethod
     def video_input(self, clips: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
+        """The face network's input for RGB clips ``[B, 5, S, S, 3]``."""
 
+    @abstractmethod
     def embed_audio(self, inputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Audio embeddings ``[B, D]``."""
 
+    @abstractmethod
     def embed_video(self, inputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Face embeddings ``[B, D]``."""
 
     @torch.inference_mode()
     def _forward(self, embed: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, what: str) -> torch.Tensor:
@@ -193,7 +199,7 @@ class SyncScorer:
         if windows < 1:
             raise MediaError(
                 f"The clip is too short to score: {frames} frames at 25 fps and {wav.size / 16000:.2f} s of audio; "
-                f"{self.architecture} needs at least {WINDOW_FRAMES + 2} frames and as much speech."
+                "at least 6 frames and 0.24 s of speech are needed."
             )
         if on_progress is not None:
             on_progress(0, windows)  # lets a Cancel take effect before the first forward pass
@@ -274,5 +280,5 @@ SCORERS: dict[str, type[SyncScorer]] = {ExpertScorer.architecture: ExpertScorer,
 def make_scorer(architecture: str, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = 32) -> SyncScorer:
     """The scorer for a loaded SyncNet of either kind."""
     if architecture not in SCORERS:
-        raise MediaError(f"A {architecture} model cannot score lip sync; load lipsync_expert.pth or syncnet_v2.model.")
+        raise UnsupportedModelError(f"A {architecture} model cannot score lip sync; load lipsync_expert.pth or syncnet_v2.model.")
     return SCORERS[architecture](model, device, batch_size)
