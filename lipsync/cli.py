@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # subcommand name -> module (relative to this package) that defines build_parser() and run(args)
-SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights"}
+SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score"}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Namespace], int]]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .audio_to_mel import AudioToMelWindows
+from .auto_offset import AutoOffset
 from .crop_faces import CropFaces
 from .detect_faces import DetectFaces
 from .generate import Wav2LipGenerate
 from .lipsync_all_in_one import LipSyncAllInOne
 from .load_models import LoadFaceDetector, LoadWav2Lip
+from .load_syncnet import LoadSyncNet
 from .paste_faces import PasteFaces
+from .sync_score import SyncScoreNode
 
 NODES: list[type[io.ComfyNode]] = [
     LoadWav2Lip,
@@ -21,6 +24,9 @@ NODES: list[type[io.ComfyNode]] = [
     Wav2LipGenerate,
     PasteFaces,
     LipSyncAllInOne,
+    LoadSyncNet,
+    SyncScoreNode,
+    AutoOffset,
 ]
 
 

@@ -11,6 +11,7 @@ Wav2LipModel = io.Custom("LIPSYNC_WAV2LIP")
 FaceDetectorModel = io.Custom("LIPSYNC_FACE_DETECTOR")
 SpeechWindowsSocket = io.Custom("LIPSYNC_MEL_WINDOWS")
 FaceTrackSocket = io.Custom("LIPSYNC_FACE_TRACK")
+SyncNetModel = io.Custom("LIPSYNC_SYNCNET")
 
 CATEGORY = "LipSync"
 
@@ -22,3 +23,11 @@ class DetectorSpec:
     kind: str  # "s3fd" or "opencv"
     patcher: Any = None  # ModelPatcher around S3FD; None for OpenCV's cascade
     max_side: int = 640
+
+
+@dataclass(frozen=True)
+class SyncNetSpec:
+    """The LIPSYNC_SYNCNET value: which SyncNet (``syncnet_v2`` or ``syncnet_color``) and its ModelPatcher."""
+
+    architecture: str
+    patcher: Any

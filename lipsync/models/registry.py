@@ -55,6 +55,15 @@ def _detect_syncnet_color(state: StateDict) -> bool:
     )
 
 
+def _detect_syncnet_v2(state: StateDict) -> bool:
+    return (
+        _has(state, "netcnnaud.0.weight", (64, 1, 3, 3))
+        and _has(state, "netcnnlip.0.weight", (96, 3, 5, 7, 7))
+        and _has(state, "netfcaud.3.weight")
+        and _has(state, "netfclip.3.weight")
+    )
+
+
 def _detect_s3fd(state: StateDict) -> bool:
     return all(_has(state, key) for key in ("conv1_1.weight", "conv3_3_norm.weight", "fc7.weight", "conv7_2_mbox_loc.weight"))
 
@@ -71,6 +80,12 @@ def _build_syncnet_color(state: StateDict) -> nn.Module:
     return SyncNetColor()
 
 
+def _build_syncnet_v2(state: StateDict) -> nn.Module:
+    from .syncnet_v2 import SyncNetV2
+
+    return SyncNetV2(embedding_size=int(state["netfcaud.3.weight"].shape[0]))
+
+
 def _build_s3fd(state: StateDict) -> nn.Module:
     from face_alignment.detection.sfd.net_s3fd import s3fd
 
@@ -80,6 +95,7 @@ def _build_s3fd(state: StateDict) -> nn.Module:
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("wav2lip", "generator", _detect_wav2lip, _build_wav2lip, 96),
     Architecture("syncnet_color", "sync_expert", _detect_syncnet_color, _build_syncnet_color, 96),
+    Architecture("syncnet_v2", "sync_expert", _detect_syncnet_v2, _build_syncnet_v2, 224),
     Architecture("s3fd", "face_detector", _detect_s3fd, _build_s3fd, 0),
 )
 

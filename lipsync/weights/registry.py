@@ -83,7 +83,7 @@ KNOWN_FILES: tuple[WeightFile, ...] = (
     ),
     WeightFile(
         "lipsync_expert.pth",
-        WAV2LIP_FOLDER,
+        SYNCNET_FOLDER,
         "expert colour SyncNet (Wav2Lip's lip-sync discriminator), for scoring",
         None,
         "9b9936c721696446eeed353032cab242a8cf0eed8c46cde540366f6ae5493be5",

@@ -1,0 +1,103 @@
+"""From frames to the crops a SyncNet scorer needs: face boxes (the engine's detectors), 25 fps re-timing, cropping.
+
+Three kinds of input: full frames (faces detected, or a fixed box), face crops (each image is the face
+box, e.g. the output of Crop Faces or of a lip-sync run's crops), or crops already cut for syncnet_v2
+(syncnet_python's 224x224 face tracks such as its ``data/example.avi``), used as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from ..faces.detector import FaceDetector
+from ..faces.stream import BEST, DEFAULT_PADS, choose_face
+from ..faces.track import Pads, padded_box, smooth_boxes
+from .crops import cut_v2_crop, expert_crop, fill_missing_boxes, v2_crop_windows
+
+FULL_FRAMES = "full frames"
+FACE_CROPS = "face crops"
+SYNCNET_CROPS = "syncnet_v2 crops (as is)"
+INPUT_KINDS = (FULL_FRAMES, FACE_CROPS, SYNCNET_CROPS)
+
+RawBox = tuple[float, float, float, float]
+
+
+def detect_face_boxes(
+    frames: Iterable[np.ndarray], detector: FaceDetector, batch_size: int = 16, choice: str = BEST, index: int = 0
+) -> list[RawBox | None]:
+    """The chosen face's detected box (floats, no padding) in each RGB uint8 frame; ``None`` where there is none."""
+    boxes: list[RawBox | None] = []
+    batch: list[np.ndarray] = []
+
+    def run() -> None:
+        for detections in detector.detect(batch):
+            found = choose_face(detections, choice, index)
+            boxes.append(None if found is None else tuple(float(value) for value in found[:4]))
+        batch.clear()
+
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= batch_size:
+            run()
+    if batch:
+        run()
+    return boxes
+
+
+def iter_frames_at(frames: Iterable[np.ndarray], indices: Sequence[int]) -> Iterator[np.ndarray]:
+    """Yield ``frames[i]`` for the non-decreasing ``indices`` from a one-pass stream (repeats allowed)."""
+    wanted = iter(indices)
+    target = next(wanted, None)
+    for position, frame in enumerate(frames):
+        while target == position:
+            yield frame
+            target = next(wanted, None)
+        if target is None:
+            return
+
+
+def expert_boxes(raw: Sequence[RawBox | None], height: int, width: int, pads: Pads = DEFAULT_PADS, smooth: bool = True) -> list[tuple]:
+    """The generation boxes (reference padding, 5-frame smoothing); frames without a face interpolated."""
+    padded = [None if box is None else padded_box(np.asarray(box), height, width, pads) for box in raw]
+    if smooth:
+        padded = smooth_boxes(padded)
+    return [tuple(int(value) for value in box) for box in fill_missing_boxes(padded)]
+
+
+def scorer_crops(
+    architecture: str,
+    frames: Iterable[np.ndarray],
+    input_kind: str,
+    boxes: Sequence[RawBox | None] | None = None,
+    frame_size: tuple[int, int] | None = None,
+    pads: Pads = DEFAULT_PADS,
+    smooth: bool = True,
+) -> Iterator[np.ndarray]:
+    """Crops for ``architecture`` (``syncnet_color`` 96x96, ``syncnet_v2`` 224x224), in frame order.
+
+    ``boxes`` (one per frame, raw detections) and ``frame_size`` (height, width) are needed for full frames.
+    """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    v2 = architecture == "syncnet_v2"
+    size = 224 if v2 else 96
+    if input_kind == SYNCNET_CROPS or (input_kind == FACE_CROPS and not v2):
+        yield from (frame if frame.shape[:2] == (size, size) else cv2.resize(frame, (size, size)) for frame in frames)
+        return
+    if input_kind == FACE_CROPS:
+        # Each image is its own face box: the syncnet_python window around the whole image, no smoothing.
+        for frame in frames:
+            height, width = frame.shape[:2]
+            yield cut_v2_crop(frame, v2_crop_windows(np.array([[0.0, 0.0, width, height]]), smoothing=1)[0])
+        return
+    if boxes is None or frame_size is None:
+        raise ValueError("full frames need face boxes and the frame size")
+    if v2:
+        windows = v2_crop_windows(fill_missing_boxes(boxes))
+        yield from (cut_v2_crop(frame, window) for frame, window in zip(frames, windows, strict=False))
+    else:
+        crops = expert_boxes(boxes, *frame_size, pads=pads, smooth=smooth)
+        yield from (expert_crop(frame, box) for frame, box in zip(frames, crops, strict=False))
