@@ -36,7 +36,8 @@ def restore_faces(
     mask: PasteOptions = DEFAULT_MASK,
     fidelity: float = 0.5,
 ) -> None:
-    """Restore the face in each frame (in place): crop at 512 from the full-resolution frame, restore as one
+    """Restore the face in each frame (in place): crop at 512 (the restorer's ``input_size``) from the
+    full-resolution frame, restore as one
     batch, warp back through the inverse affine, and blend with ``strength`` x the mouth mask.
 
     The mouth mask uses ``mask``'s size, feather and offset whatever its paste mode.
@@ -45,7 +46,7 @@ def restore_faces(
         raise ValueError(f"restoration strength must be between 0 and 1, got {strength}")
     if strength == 0.0 or not frames:
         return
-    geometries = [restore_geometry(box) for box in boxes]
+    geometries = [restore_geometry(box, restorer.input_size) for box in boxes]
     crops = np.stack([geometry.crop(frame) for geometry, frame in zip(geometries, frames, strict=True)])
     if crops.dtype == np.uint8:
         crops = crops.astype(np.float32) / 255.0

@@ -95,8 +95,12 @@ class FaceRestorer:
     fixed noise.
     """
 
-    def __init__(self, model: nn.Module, info: RestorerInfo, device: torch.device | str = "cpu", batch_size: int = 4) -> None:
+    def __init__(
+        self, model: nn.Module, info: RestorerInfo, device: torch.device | str = "cpu", batch_size: int = 4, input_size: int = 512
+    ) -> None:
+        """``input_size``: the face size the network was trained at (512 for every released restorer)."""
         self.device = torch.device(device)
+        self.input_size = input_size
         self.info = info
         self.dtype = pick_dtype(info, self.device)
         self.model = model.to(self.device, self.dtype).eval()
