@@ -20,7 +20,7 @@ from ..lipsync.models.registry import ModelDescriptor, load_state_dict_model
 logger = logging.getLogger(__name__)
 
 # ComfyUI model folder name -> default sub-folder of ComfyUI/models.
-MODEL_FOLDERS = {"wav2lip": "wav2lip", "facedetection": "facedetection"}
+MODEL_FOLDERS = {"wav2lip": "wav2lip", "facedetection": "facedetection", "facerestore_models": "facerestore_models"}
 WEIGHT_EXTENSIONS = folder_paths.supported_pt_extensions | {".model"}
 
 

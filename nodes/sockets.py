@@ -11,6 +11,7 @@ Wav2LipModel = io.Custom("LIPSYNC_WAV2LIP")
 FaceDetectorModel = io.Custom("LIPSYNC_FACE_DETECTOR")
 SpeechWindowsSocket = io.Custom("LIPSYNC_MEL_WINDOWS")
 FaceTrackSocket = io.Custom("LIPSYNC_FACE_TRACK")
+FaceRestorerModel = io.Custom("LIPSYNC_FACE_RESTORER")
 
 CATEGORY = "LipSync"
 
@@ -22,3 +23,11 @@ class DetectorSpec:
     kind: str  # "s3fd" or "opencv"
     patcher: Any = None  # ModelPatcher around S3FD; None for OpenCV's cascade
     max_side: int = 640
+
+
+@dataclass(frozen=True)
+class RestorerSpec:
+    """The LIPSYNC_FACE_RESTORER value: the network in a ModelPatcher and what spandrel found it to be."""
+
+    patcher: Any
+    info: Any  # lipsync.restore.model.RestorerInfo

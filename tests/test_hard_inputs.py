@@ -155,7 +155,7 @@ def test_vertical_odd_sized_video_with_mask_and_restorer(tmp_path) -> None:
     """203 x 121 portrait video: mouth-mask paste and a restorer, through to an encoded file (padded to even)."""
     odd = tmp_path / "odd.mkv"
     write_video(odd, [marked_frame(i, 203, 121)[:203, :121] for i in range(6)], codec="ffv1")
-    restorer = FaceRestorer(Brighten(), RestorerInfo("RestoreFormer", False, True), input_size=64)
+    restorer = FaceRestorer(Brighten(), RestorerInfo("RestoreFormer", False, True, input_size=64))
     options = {"box": (60, 160, 20, 100), "paste": PasteOptions(mode=MOUTH_MASK)}
     report, frames = run(tmp_path, odd, 6, restorer=restorer, **options)
     assert report.frames == 6 and report.stage_seconds["restore"] > 0

@@ -21,7 +21,8 @@ class Replay(FaceRestorer):
     """Returns a fixed restored batch: lets the blending be checked against one real network output."""
 
     def __init__(self, output: np.ndarray) -> None:
-        self.output, self.calls, self.input_size = output, 0, output.shape[1]
+        self.output, self.calls = output, 0
+        self.info = RestorerInfo("Replay", False, False, input_size=output.shape[1])
 
     def __call__(self, faces: np.ndarray, fidelity: float = 0.5) -> np.ndarray:
         self.calls += 1
@@ -36,13 +37,13 @@ def small_gfpgan(size: int = 64) -> FaceRestorer:
     torch.manual_seed(6)
     model = GFPGAN(out_size=size, num_style_feat=64, channel_multiplier=1, decoder_load_path=None, fix_decoder=False,
                    num_mlp=2, input_is_latent=True, different_w=True, narrow=0.25, sft_half=True)  # fmt: skip
-    return FaceRestorer(model, RestorerInfo("GFPGAN", False, True), input_size=size)
+    return FaceRestorer(model, RestorerInfo("GFPGAN", False, True, input_size=size))
 
 
 def test_gfpgan_release_layout_loads_through_spandrel(gfpgan_checkpoint) -> None:
     restorer = load_face_restorer(gfpgan_checkpoint)
     assert restorer.architecture == "GFPGAN" and type(restorer.model).__name__ == "GFPGANv1Clean"
-    assert restorer.info == RestorerInfo("GFPGAN", supports_half=False, supports_bfloat16=True)
+    assert restorer.info == RestorerInfo("GFPGAN", supports_half=False, supports_bfloat16=True, input_size=512)
     assert restorer.dtype == torch.float32 and restorer.input_size == 512
     assert next(restorer.model.parameters()).dtype == torch.float32
 
@@ -133,7 +134,6 @@ def test_restoration_uses_the_mask_options() -> None:
     frame = np.full((200, 200, 3), 100, np.uint8)
     box = (50, 40, 150, 160)
     white = Replay(np.ones((1, 512, 512, 3), np.float32))
-    white.input_size = 512
     low, high = frame.copy(), frame.copy()
     restore_faces([low], [box], white, mask=PasteOptions(vertical_offset=0.15))
     restore_faces([high], [box], white, mask=PasteOptions(vertical_offset=-0.15))

@@ -54,6 +54,7 @@ class RestorerInfo:
     architecture: str
     supports_half: bool
     supports_bfloat16: bool
+    input_size: int = 512  # the face size the network works at (512 for every released restorer)
 
 
 def describe(state: StateDict, source: str = "<memory>") -> tuple[nn.Module, RestorerInfo]:
@@ -73,7 +74,9 @@ def describe(state: StateDict, source: str = "<memory>") -> tuple[nn.Module, Res
         raise UnsupportedModelError(
             f"'{source}' holds a {name} model ({descriptor.purpose}), not a face restorer. Use one of {', '.join(FACE_ARCHITECTURES)}."
         )
-    info = RestorerInfo(name, bool(descriptor.supports_half), bool(descriptor.supports_bfloat16))
+    hyperparameters = getattr(descriptor.model, "hyperparameters", {})
+    size = int(hyperparameters.get("out_size", hyperparameters.get("resolution", 512)))
+    info = RestorerInfo(name, bool(descriptor.supports_half), bool(descriptor.supports_bfloat16), size)
     return descriptor.model.eval(), info
 
 
@@ -95,12 +98,8 @@ class FaceRestorer:
     fixed noise.
     """
 
-    def __init__(
-        self, model: nn.Module, info: RestorerInfo, device: torch.device | str = "cpu", batch_size: int = 4, input_size: int = 512
-    ) -> None:
-        """``input_size``: the face size the network was trained at (512 for every released restorer)."""
+    def __init__(self, model: nn.Module, info: RestorerInfo, device: torch.device | str = "cpu", batch_size: int = 4) -> None:
         self.device = torch.device(device)
-        self.input_size = input_size
         self.info = info
         self.dtype = pick_dtype(info, self.device)
         self.model = model.to(self.device, self.dtype).eval()
@@ -109,6 +108,10 @@ class FaceRestorer:
     @property
     def architecture(self) -> str:
         return self.info.architecture
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
 
     @torch.inference_mode()
     def __call__(self, faces: np.ndarray, fidelity: float = 0.5) -> np.ndarray:
