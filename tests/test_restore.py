@@ -21,7 +21,7 @@ class Replay(FaceRestorer):
     """Returns a fixed restored batch: lets the blending be checked against one real network output."""
 
     def __init__(self, output: np.ndarray) -> None:
-        self.output, self.calls = output, 0
+        self.output, self.calls, self.batch_size = output, 0, len(output)
         self.info = RestorerInfo("Replay", False, False, input_size=output.shape[1])
 
     def __call__(self, faces: np.ndarray, fidelity: float = 0.5) -> np.ndarray:

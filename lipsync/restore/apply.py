@@ -37,22 +37,27 @@ def restore_faces(
     fidelity: float = 0.5,
 ) -> None:
     """Restore the face in each frame (in place): crop at 512 (the restorer's ``input_size``) from the
-    full-resolution frame, restore as one
-    batch, warp back through the inverse affine, and blend with ``strength`` x the mouth mask.
+    full-resolution frame, restore in batches of the restorer's batch size, warp back through the inverse
+    affine, and blend with ``strength`` x the mouth mask.
 
     The mouth mask uses ``mask``'s size, feather and offset whatever its paste mode.
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"restoration strength must be between 0 and 1, got {strength}")
+    if len(frames) != len(boxes):
+        raise ValueError(f"{len(frames)} frames but {len(boxes)} face boxes")
     if strength == 0.0 or not frames:
         return
-    geometries = [restore_geometry(box, restorer.input_size) for box in boxes]
-    crops = np.stack([geometry.crop(frame) for geometry, frame in zip(geometries, frames, strict=True)])
-    if crops.dtype == np.uint8:
-        crops = crops.astype(np.float32) / 255.0
-    restored = restorer(crops.astype(np.float32, copy=False), fidelity=fidelity)
-    for frame, geometry, face, box in zip(frames, geometries, restored, boxes, strict=True):
-        x1, y1, x2, y2 = box
-        back = geometry.uncrop(face, box) * (255.0 if frame.dtype == np.uint8 else 1.0)
-        weights = mouth_mask(y2 - y1, x2 - x1, mask.mask_size, mask.feather, mask.vertical_offset) * np.float32(strength)
-        blend_into(frame, back, weights, box)
+    step = max(1, restorer.batch_size)
+    for start in range(0, len(frames), step):  # one network batch at a time bounds the 512x512 crops held
+        group_frames, group_boxes = frames[start : start + step], boxes[start : start + step]
+        geometries = [restore_geometry(box, restorer.input_size) for box in group_boxes]
+        crops = np.stack([geometry.crop(frame) for geometry, frame in zip(geometries, group_frames, strict=True)])
+        if crops.dtype == np.uint8:
+            crops = crops.astype(np.float32) / 255.0
+        restored = restorer(crops.astype(np.float32, copy=False), fidelity=fidelity)
+        for frame, geometry, face, box in zip(group_frames, geometries, restored, group_boxes, strict=True):
+            x1, y1, x2, y2 = box
+            back = geometry.uncrop(face, box) * (255.0 if frame.dtype == np.uint8 else 1.0)
+            weights = mouth_mask(y2 - y1, x2 - x1, mask.mask_size, mask.feather, mask.vertical_offset) * np.float32(strength)
+            blend_into(frame, back, weights, box)
