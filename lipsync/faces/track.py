@@ -215,6 +215,8 @@ class FaceTrack:
 
     ``boxes`` hold one smoothed box (or ``None``) per *source* frame; ``sources`` map each *output*
     frame to its source frame (identity, or a loop/ping-pong when the speech outlasts the video).
+    ``geometry`` gives each output frame's crop affine and its inverse, so paste-back and restoration
+    warp exactly to and from the frame.
     """
 
     frame_height: int
