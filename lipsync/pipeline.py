@@ -155,10 +155,12 @@ def frame_schedule(
             options.max_gap,
         )
     boxes: list[Box | None] = []
+    # Ping-pong needs the frames again in reverse, unless the video is known to outlast the speech.
+    keep_frames = options.length_mode == PING_PONG and (source.frame_count is None or source.frame_count < frame_count)
     with FrameStore() as store:
         for frame, box in tracked:
             boxes.append(box)
-            if options.length_mode == PING_PONG:
+            if keep_frames:
                 store.append(frame)
             yield frame, box
             if len(boxes) == frame_count:

@@ -173,6 +173,9 @@ def test_one_frame_video(tmp_path) -> None:
     assert report.frames == 10 and [marker(frame) for frame in frames] == [3] * 10
     report, frames = run(tmp_path, video, 10, box=(20, 60, 30, 90), length_mode="ping-pong video")
     assert report.frames == 10 and {marker(frame) for frame in frames} == {3}
+    detector = ScriptedDetector(lambda index: [[30, 20, 90, 60, 0.99]])
+    report, frames = run(tmp_path, video, 10, detector, pads=Pads(0, 0, 0, 0), paste=PasteOptions(mode=MOUTH_MASK))
+    assert report.frames == 10 and report.frames_without_face == 0 and all(abs(int(f[48, 60, 0]) - 128) < 8 for f in frames)
 
 
 def test_mouth_mask_on_the_real_clip(tmp_path, example_video) -> None:
