@@ -141,3 +141,15 @@ def test_restoration_uses_the_mask_options() -> None:
     assert rows(low).mean() > rows(high).mean() + 20
     with pytest.raises(ValueError, match="strength"):
         restore_faces([frame], [box], white, strength=1.5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_runs_in_bfloat16_and_stays_close_to_float32() -> None:
+    faces = np.random.default_rng(2).random((2, 64, 64, 3), dtype=np.float32)
+    reference = small_gfpgan()(faces)
+    restorer = small_gfpgan()
+    fast = FaceRestorer(restorer.model, restorer.info, device="cuda")
+    assert fast.dtype == torch.bfloat16 and next(fast.model.parameters()).dtype == torch.bfloat16
+    result = fast(faces)
+    assert result.dtype == np.float32 and result.shape == faces.shape
+    assert np.abs(result - reference).mean() < 0.02
