@@ -10,11 +10,12 @@ import numpy as np
 class FrameStore:
     """Frames of one size appended to an unnamed temporary file and read back by index through a memory map.
 
-    RAM stays at a frame or two whatever the length; the file disappears when the store is closed.
+    RAM stays at a frame or two whatever the length; the file is made on the first frame and disappears
+    when the store is closed.
     """
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="lipsync-frames-")
+        self._file = None
         self._shape: tuple[int, ...] | None = None
         self._count = 0
         self._map: np.memmap | None = None
@@ -27,6 +28,7 @@ class FrameStore:
             raise RuntimeError("frames cannot be added once reading has started")
         if self._shape is None:
             self._shape = frame.shape
+            self._file = tempfile.TemporaryFile(prefix="lipsync-frames-")
         elif frame.shape != self._shape:
             raise ValueError(f"frame of shape {frame.shape} in a store of {self._shape}")
         self._file.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
@@ -43,7 +45,9 @@ class FrameStore:
 
     def close(self) -> None:
         self._map = None
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self) -> FrameStore:
         return self

@@ -220,6 +220,8 @@ def lipsync_file(
     windows = MelWindows(melspectrogram(load_audio(audio_path)), source.fps)
     times.add("audio", time.perf_counter() - mel_start)
     total = len(windows)
+    if options.length_mode == TRIM and not (source.is_image or options.static) and source.frame_count:
+        total = min(total, source.frame_count)  # a shorter video ends the output (and its audio)
     logger.info("%d output frames at %.3f fps from %s", total, source.fps, Path(face_path).name)
 
     written = without_face = 0

@@ -192,3 +192,17 @@ def test_mouth_mask_on_the_real_clip(tmp_path, example_video) -> None:
 
     assert difference(masked, eyes) < 3.0 < 10.0 < difference(boxed, eyes)
     assert difference(masked, mouth) > 10.0
+
+
+def test_frame_store_reads_back_what_it_spilled() -> None:
+    from lipsync.framestore import FrameStore
+
+    frames = [np.random.default_rng(index).integers(0, 255, (33, 47, 3), dtype=np.uint8) for index in range(5)]
+    with FrameStore() as store:
+        for frame in frames:
+            store.append(frame)
+        with pytest.raises(ValueError, match="shape"):
+            store.append(np.zeros((2, 2, 3), np.uint8))
+        assert len(store) == 5 and all(np.array_equal(store[index], frames[index]) for index in (4, 0, 2))
+        with pytest.raises(RuntimeError, match="once reading"):
+            store.append(frames[0])
