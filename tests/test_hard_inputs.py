@@ -206,3 +206,27 @@ def test_frame_store_reads_back_what_it_spilled() -> None:
         assert len(store) == 5 and all(np.array_equal(store[index], frames[index]) for index in (4, 0, 2))
         with pytest.raises(RuntimeError, match="once reading"):
             store.append(frames[0])
+
+
+@pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")
+def test_two_real_faces_with_a_real_detector(tmp_path) -> None:
+    """Two astronauts; the right one grows past the left. 'largest' keeps the left one (chosen first) in every frame."""
+    from lipsync.faces.haar import HaarDetector
+
+    portrait = data.astronaut()[0:250, 110:330]
+    frames = []
+    for scale in (0.7, 0.85, 1.0, 1.15, 1.3):
+        canvas = np.full((360, 720, 3), 200, np.uint8)
+        canvas[40:290, 20:240] = portrait
+        grown = cv2.resize(portrait, None, fx=scale, fy=scale)
+        canvas[20 : 20 + grown.shape[0], 400 : 400 + grown.shape[1]] = grown
+        frames.append(canvas)
+    video = write_video(tmp_path / "two_real.mp4", frames)
+    per_frame = [choose_face(found, LARGEST)[0] for found in HaarDetector().detect(frames)]
+    assert per_frame[0] < 360 < per_frame[-1]  # frame by frame, the largest face changes person
+    report, result = run(tmp_path, video, 5, HaarDetector(), face_choice=LARGEST, pads=Pads(0, 0, 0, 0), smooth=False)
+    assert report.frames == 5 and report.frames_without_face == 0
+    right = (slice(60, 240), slice(440, 620))  # the right face at every size
+    for frame, source in zip(result, frames, strict=True):
+        assert np.abs(frame[175, 135].astype(int) - 128).max() < 8  # the left face is repainted...
+        assert np.abs(frame[right].astype(int) - source[right]).mean() < 8  # ...the right one only has coding noise (a repaint is ~40)
