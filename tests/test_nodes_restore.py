@@ -140,3 +140,24 @@ def test_all_in_one_with_mask_and_restorer_equals_the_chained_nodes(nodes, wav2l
     )[0]  # fmt: skip
     assert torch.allclose(combined, chained, atol=1e-4)
     assert (combined - frames).abs().max() > 0.05
+
+
+@pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")
+def test_detect_faces_fills_short_gaps(pack) -> None:
+    detect_faces = importlib.import_module("comfyui_lipsync.nodes.detect_faces").DetectFaces
+    load = importlib.import_module("comfyui_lipsync.nodes.load_models")
+    spec = load.LoadFaceDetector.execute(detector=load.OPENCV_DETECTOR, detection_size=0)[0]
+    frames = frames_with_face(6)
+    frames[2:4] = 0.5  # the face is lost for two frames
+
+    def run(max_gap: int):
+        return detect_faces.execute(frames=frames, pad_top=0, pad_bottom=10, pad_left=0, pad_right=0, smooth=False,
+                                    face_choice="largest", face_index=0, batch_size=4, fixed_box="", face_detector=spec,
+                                    max_gap=max_gap).args  # fmt: skip
+
+    track, missing = run(0)
+    assert missing == 2 and track.box(2) is None
+    track, missing = run(5)
+    assert missing == 0
+    before, after = np.array(track.box(1)), np.array(track.box(4))
+    assert np.abs(np.array(track.box(2)) - (before + (after - before) / 3)).max() <= 1
