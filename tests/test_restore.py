@@ -153,3 +153,11 @@ def test_cuda_runs_in_bfloat16_and_stays_close_to_float32() -> None:
     result = fast(faces)
     assert result.dtype == np.float32 and result.shape == faces.shape
     assert np.abs(result - reference).mean() < 0.02
+
+
+def test_codeformer_without_extra_arches_says_what_to_install(codeformer_checkpoint, monkeypatch) -> None:
+    from lipsync.restore import model
+
+    monkeypatch.setattr(model, "codeformer_available", lambda: False)
+    with pytest.raises(UnsupportedModelError, match="pip install spandrel_extra_arches"):
+        load_face_restorer(codeformer_checkpoint)
