@@ -102,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-detection-cache", action="store_true", help="neither read nor write the detection cache")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="generator arithmetic; auto = fp16 on CUDA, fp32 on CPU")
     parser.add_argument("--no-overlap", action="store_true", help="decode, generate and encode in turn instead of in parallel threads")
+    parser.add_argument("--max-gap", type=int, default=0, help="interpolate the face box over gaps of up to this many face-less frames")
+    parser.add_argument(
+        "--length-mode",
+        choices=("loop video", "ping-pong video", "trim to shorter"),
+        default="loop video",
+        help="a video shorter than the speech: loop it (reference), ping-pong it, or stop with the video",
+    )
+    parser.add_argument("--paste-mode", choices=("box", "mouth mask"), default="box", help="box (reference) or a feathered mouth mask")
+    parser.add_argument("--mask-size", type=float, default=1.0, help="mouth mask size (1 = nose tip to chin)")
+    parser.add_argument("--mask-feather", type=float, default=0.35, help="soft edge of the mask, fraction of its radius (0..1)")
+    parser.add_argument("--mask-offset", type=float, default=0.0, help="move the mask down (+) or up (-), fraction of the box")
+    parser.add_argument("--colour-match", action="store_true", help="match the generated face's colours to the original")
+    parser.add_argument("--restorer", help="face restorer weights: GFPGANv1.3/1.4.pth, RestoreFormer.pth or codeformer.pth")
+    parser.add_argument("--restore-strength", type=float, default=1.0, help="how much of the restored mouth region is used (0..1)")
+    parser.add_argument("--codeformer-fidelity", type=float, default=0.5, help="CodeFormer weight: 0 = most restoration, 1 = most faithful")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 18 is visually lossless)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
@@ -112,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the models and run the pipeline for parsed ``args``."""
     from tqdm import tqdm
 
+    from .blend import PasteOptions
     from .device import pick_device
     from .faces.cache import default_cache_dir
     from .faces.detector import S3FDDetector
@@ -140,18 +156,28 @@ def run(args: argparse.Namespace) -> int:
         detect_every=args.detect_every,
         detection_cache=None if args.no_detection_cache else (args.detection_cache or default_cache_dir()),
         overlap=not args.no_overlap,
+        max_gap=args.max_gap,
+        length_mode=args.length_mode,
+        paste=PasteOptions(args.paste_mode, args.mask_size, args.mask_feather, args.mask_offset, args.colour_match),
+        restore_strength=args.restore_strength,
+        codeformer_fidelity=args.codeformer_fidelity,
     )
     generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size, precision=args.precision)
     detector = None
     if box is None:
         detector = S3FDDetector.from_file(args.s3fd, device=device, max_side=args.det_max_side, batch_size=args.face_det_batch_size)
+    restorer = None
+    if args.restorer:
+        from .restore import load_face_restorer
+
+        restorer = load_face_restorer(args.restorer, device=device)
     with tqdm(total=None, unit="frame", disable=args.quiet, desc="lip-sync") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        report = lipsync_file(args.face, args.audio, args.outfile, generator, detector, options, on_progress=progress)
+        report = lipsync_file(args.face, args.audio, args.outfile, generator, detector, options, on_progress=progress, restorer=restorer)
     logger.info(
         "wrote %s: %d frames in %.1f s (%.2f frames/s)",
         report.output,

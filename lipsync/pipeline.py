@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import MelWindows, load_audio, melspectrogram
+from .blend import PasteOptions, paste_faces_blended
 from .encode import VideoWriter
 from .errors import NoFaceError
 from .faces.cache import CachedDetector
@@ -24,14 +25,18 @@ from .faces.detector import FaceDetector
 from .faces.sparse import SparseDetector
 from .faces.stream import BEST, first_face_box, track_faces
 from .faces.track import Box, Pads, fixed_box
-from .generate import Wav2LipGenerator, crop_faces, paste_faces
+from .framestore import FrameStore
+from .generate import Wav2LipGenerator, crop_faces
 from .media import FrameSource, FrameTransform, open_frame_source
 from .overlap import BackgroundConsumer, prefetch
+from .restore import FaceRestorer, restore_faces
+from .timeline import LOOP, PING_PONG, TRIM, source_frame
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 MISSING_FACE_MODES = ("passthrough", "error")
+FILE_LENGTH_MODES = (LOOP, PING_PONG, TRIM)
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,23 @@ class LipSyncOptions:
     detect_every: int = 1  # run the detector on every Nth frame and interpolate the boxes between
     detection_cache: str | Path | None = None  # folder of the detection cache; None: no cache
     overlap: bool = True  # decode + detect and encode in background threads, overlapping generation
+    max_gap: int = 0  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
+    length_mode: str = LOOP  # a video shorter than the speech: loop (reference), ping-pong, or trim to the video
+    paste: PasteOptions = field(default_factory=PasteOptions)
+    restore_strength: float = 1.0  # with a face restorer: 0..1 of the restored mouth region blended in
+    codeformer_fidelity: float = 0.5
 
     def __post_init__(self) -> None:
         if self.on_missing_face not in MISSING_FACE_MODES:
             raise ValueError(f"on_missing_face must be one of {MISSING_FACE_MODES}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be 1 or more, got {self.detect_every}")
+        if self.length_mode not in FILE_LENGTH_MODES:
+            raise ValueError(f"length_mode must be one of {FILE_LENGTH_MODES}, got {self.length_mode!r}")
+        if not 0.0 <= self.restore_strength <= 1.0 or not 0.0 <= self.codeformer_fidelity <= 1.0:
+            raise ValueError("restore_strength and codeformer_fidelity must be between 0 and 1")
+        if self.max_gap < 0:
+            raise ValueError("max_gap must be 0 or more")
 
 
 @dataclass
@@ -117,9 +133,11 @@ def frame_schedule(
     options: LipSyncOptions,
     times: StageTimes,
 ) -> Iterator[tuple[np.ndarray, Box | None]]:
-    """Yield ``frame_count`` ``(frame, box)`` pairs: the video truncated to the audio or looped to fill it.
+    """Yield up to ``frame_count`` ``(frame, box)`` pairs: the video truncated to the audio, or, when it is
+    shorter, looped, ping-ponged or ended (``options.length_mode``).
 
-    Boxes of the first pass are kept (4 ints a frame) so looping re-decodes frames but never re-detects.
+    Boxes of the first pass are kept (4 ints a frame) so looping re-decodes frames but never re-detects;
+    ping-pong reads the frames back from a temporary file instead of holding them in memory.
     """
     single_frame = source.is_image or options.static
     frames = times.timed("decode", source)
@@ -143,15 +161,28 @@ def frame_schedule(
             options.face_det_batch_size,
             options.face_choice,
             options.face_index,
+            options.max_gap,
         )
     boxes: list[Box | None] = []
-    for frame, box in tracked:
-        boxes.append(box)
-        yield frame, box
-        if len(boxes) == frame_count:
+    # Ping-pong needs the frames again in reverse, unless the video is known to outlast the speech.
+    keep_frames = options.length_mode == PING_PONG and (source.frame_count is None or source.frame_count < frame_count)
+    with FrameStore() as store:
+        for frame, box in tracked:
+            boxes.append(box)
+            if keep_frames:
+                store.append(frame)
+            yield frame, box
+            if len(boxes) == frame_count:
+                return
+        if not boxes:
+            raise NoFaceError(f"The video '{source.path}' produced no frames.")
+        if options.length_mode == TRIM:
             return
-    if not boxes:
-        raise NoFaceError(f"The video '{source.path}' produced no frames.")
+        if options.length_mode == PING_PONG:
+            for index in range(len(boxes), frame_count):
+                origin = source_frame(index, len(boxes), PING_PONG)
+                yield store[origin], boxes[origin]
+            return
     produced = len(boxes)
     while produced < frame_count:
         for index, frame in enumerate(times.timed("decode", source)):
@@ -212,8 +243,12 @@ def lipsync_file(
     detector: FaceDetector | None,
     options: LipSyncOptions = LipSyncOptions(),
     on_progress: ProgressCallback | None = None,
+    restorer: FaceRestorer | None = None,
 ) -> RunReport:
-    """Lip-sync ``face_path`` (video or image) to ``audio_path`` and write ``output_path`` (mp4, H.264 + AAC)."""
+    """Lip-sync ``face_path`` (video or image) to ``audio_path`` and write ``output_path`` (mp4, H.264 + AAC).
+
+    With a ``restorer`` each pasted face is restored at 512 and blended in inside the mouth mask.
+    """
     started = time.perf_counter()
     times = StageTimes()
     source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
@@ -221,6 +256,8 @@ def lipsync_file(
     windows = MelWindows(melspectrogram(load_audio(audio_path)), source.fps)
     times.add("audio", time.perf_counter() - mel_start)
     total = len(windows)
+    if options.length_mode == TRIM and not (source.is_image or options.static) and source.frame_count:
+        total = min(total, source.frame_count)  # a shorter video ends the output (and its audio)
     logger.info("%d output frames at %.3f fps from %s", total, source.fps, Path(face_path).name)
 
     written = without_face = 0
@@ -252,8 +289,15 @@ def lipsync_file(
                 generated = generator(crops, windows.batch([written + index for index in with_face]))
                 times.add("generate", time.perf_counter() - step)
                 step = time.perf_counter()
-                paste_faces([frames[index] for index in with_face], generated, boxes)
+                paste_faces_blended([frames[index] for index in with_face], generated, boxes, options.paste)
                 times.add("paste", time.perf_counter() - step)
+                if restorer is not None:
+                    step = time.perf_counter()
+                    restore_faces(
+                        [frames[index] for index in with_face], boxes, restorer,
+                        options.restore_strength, options.paste, options.codeformer_fidelity,
+                    )  # fmt: skip
+                    times.add("restore", time.perf_counter() - step)
             for frame in frames:
                 sink(frame)
             written += len(chunk)

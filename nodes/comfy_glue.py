@@ -21,7 +21,7 @@ from ..lipsync.weights.registry import empty_folder_placeholder, find_entry, sug
 logger = logging.getLogger(__name__)
 
 # ComfyUI model folder name -> default sub-folder of ComfyUI/models.
-MODEL_FOLDERS = {"wav2lip": "wav2lip", "facedetection": "facedetection", "syncnet": "syncnet"}
+MODEL_FOLDERS = {"wav2lip": "wav2lip", "facedetection": "facedetection", "syncnet": "syncnet", "facerestore_models": "facerestore_models"}
 WEIGHT_EXTENSIONS = folder_paths.supported_pt_extensions | {".model"}
 
 

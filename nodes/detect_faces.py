@@ -57,13 +57,16 @@ class DetectFaces(io.ComfyNode):
                 io.Int.Input("pad_right", default=0, min=-512, max=512, tooltip="Pixels added right of the face."),
                 io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST,
-                               tooltip="Which face when several: best score (reference), largest, or by position from the left."),
+                               tooltip="Which face when several: best score (reference, per frame), or largest / from the left / "
+                                       "closest to centre, then followed across frames by overlap."),
                 io.Int.Input("face_index", default=0, min=0, max=32, tooltip="With 'left to right': 0 is the leftmost face."),
                 io.Int.Input("batch_size", default=16, min=1, max=256, tooltip="Frames per detection batch; halved on out-of-memory."),
                 io.Int.Input("detect_every", default=1, min=1, max=30, optional=True,
                              tooltip="Detect on every Nth frame, interpolating boxes between (about N times faster). 1 = every frame."),
                 io.String.Input("fixed_box", default="",
                                 tooltip="Optional 'top,bottom,left,right' in pixels: use this box in every frame, no detection."),
+                io.Int.Input("max_gap", default=5, min=0, max=100,
+                             tooltip="Face lost for up to this many frames: its box is interpolated. Longer gaps are passed through."),
             ],
             outputs=[
                 FaceTrackSocket.Output(display_name="face_track"),
@@ -82,7 +85,7 @@ class DetectFaces(io.ComfyNode):
     @classmethod
     def execute(
         cls, frames: torch.Tensor, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int, smooth: bool,
-        face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None,
+        face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None, max_gap: int = 5,
         detect_every: int = 1, cache_dir: str | None = None,
     ) -> io.NodeOutput:  # fmt: skip
         """``cache_dir`` (for the all-in-one node): reuse detections cached there for the same frames and settings."""
@@ -108,7 +111,7 @@ class DetectFaces(io.ComfyNode):
                 yield to_uint8(pixels[index])
 
         pads = Pads(pad_top, pad_bottom, pad_left, pad_right)
-        tracked = track_faces(uint8_frames(), detector, pads, smooth, batch_size, face_choice, face_index)
+        tracked = track_faces(uint8_frames(), detector, pads, smooth, batch_size, face_choice, face_index, max_gap)
         track = FaceTrack.identity(height, width, [found for _, found in tracked])
         progress.advance(count - progress.done)
         if track.frames_without_face:

@@ -10,9 +10,11 @@ from .crop_faces import CropFaces
 from .detect_faces import DetectFaces
 from .generate import Wav2LipGenerate
 from .lipsync_all_in_one import LipSyncAllInOne
+from .load_face_restorer import LoadFaceRestorer
 from .load_models import LoadFaceDetector, LoadWav2Lip
 from .load_syncnet import LoadSyncNet
 from .paste_faces import PasteFaces
+from .restore_faces import RestoreFaces
 from .sync_score import SyncScoreNode
 
 NODES: list[type[io.ComfyNode]] = [
@@ -27,6 +29,8 @@ NODES: list[type[io.ComfyNode]] = [
     LoadSyncNet,
     SyncScoreNode,
     AutoOffset,
+    LoadFaceRestorer,
+    RestoreFaces,
 ]
 
 

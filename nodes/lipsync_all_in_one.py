@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import torch
+from comfy import model_management
 from comfy_api.latest import io
 
+from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, paste_faces_blended
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.stream import BEST, FACE_CHOICES
-from ..lipsync.generate import Wav2LipGenerator, crop_faces, paste_faces
+from ..lipsync.generate import Wav2LipGenerator, crop_faces
+from ..lipsync.restore import restore_faces
 from ..lipsync.timeline import LENGTH_MODES, LOOP
 from .audio_to_mel import AudioToMelWindows
 from .comfy_glue import Progress, chunks, image_array, load_to_device
 from .crop_faces import align_track
 from .detect_faces import DetectFaces
-from .sockets import CATEGORY, FaceDetectorModel, Wav2LipModel
+from .restore_faces import make_restorer
+from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 
 
 class LipSyncAllInOne(io.ComfyNode):
@@ -42,6 +46,11 @@ class LipSyncAllInOne(io.ComfyNode):
                              tooltip="Detect on every Nth frame and interpolate the boxes between (about N times faster)."),
                 io.Boolean.Input("cache_detections", default=True, optional=True,
                                  tooltip="Keep face boxes on disk (~/.cache/lipsync) so a rerun with new speech skips detection."),
+                io.Combo.Input("paste_mode", options=list(PASTE_MODES), default=BOX,
+                               tooltip="box: the reference hard paste. mouth mask: only the mouth area, feathered."),
+                FaceRestorerModel.Input("face_restorer", optional=True, tooltip="From Load Face Restorer: restore the mouth at 512."),
+                io.Float.Input("restore_strength", default=0.8, min=0.0, max=1.0, step=0.05,
+                               tooltip="With a face restorer: 0 keeps the Wav2Lip mouth, 1 uses the restored one."),
             ],
             outputs=[
                 io.Image.Output(display_name="frames"),
@@ -58,7 +67,7 @@ class LipSyncAllInOne(io.ComfyNode):
     def execute(
         cls, frames: torch.Tensor, audio: dict, fps: float, wav2lip_model, length_mode: str, pad_bottom: int, smooth: bool,
         face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = 1,
-        cache_detections: bool = True,
+        cache_detections: bool = True, paste_mode: str = BOX, face_restorer: RestorerSpec | None = None, restore_strength: float = 0.8,
     ) -> io.NodeOutput:  # fmt: skip
         speech, matched_audio, _ = AudioToMelWindows.execute(audio=audio, fps=fps, length_mode=length_mode, frames=frames).args
         track, _ = DetectFaces.execute(
@@ -67,8 +76,12 @@ class LipSyncAllInOne(io.ComfyNode):
             cache_dir=str(default_cache_dir()) if cache_detections else None,
         ).args  # fmt: skip
         track = align_track(track, speech)
+        if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
+            model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
         device = load_to_device(wav2lip_model)
         generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
+        paste = PasteOptions(mode=paste_mode)
+        restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
         sources = image_array(frames)
         result = torch.empty((track.count, *frames.shape[1:3], 3), dtype=torch.float32)
         output = result.numpy()
@@ -80,7 +93,9 @@ class LipSyncAllInOne(io.ComfyNode):
             if indices:
                 boxes = [track.box(index) for index in indices]
                 faces = generator(crop_faces([output[index] for index in indices], boxes, generator.img_size), speech.batch(indices))
-                paste_faces([output[index] for index in indices], faces, boxes)
+                paste_faces_blended([output[index] for index in indices], faces, boxes, paste)
+                if restorer is not None:
+                    restore_faces([output[index] for index in indices], boxes, restorer, restore_strength, paste)
             progress.advance(len(block))
         output.clip(0.0, 1.0, out=output)
         return io.NodeOutput(result, matched_audio, track.frames_without_face)

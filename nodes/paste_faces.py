@@ -1,4 +1,4 @@
-"""Paste faces back: frames + generated faces + output track -> the lip-synced frames."""
+"""Paste faces back: frames + generated faces + output track -> the lip-synced frames (box or mouth mask), and the mask."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, frame_mask, mask_overlay, paste_face
 from ..lipsync.faces.track import FaceTrack
-from ..lipsync.generate import paste_faces
 from .comfy_glue import Progress, chunks, image_array
 from .sockets import CATEGORY, FaceTrackSocket
 
@@ -23,18 +23,34 @@ class PasteFaces(io.ComfyNode):
             node_id="LipSyncPasteFaces",
             display_name="Paste Faces Back",
             category=CATEGORY,
-            description="Resizes each generated face to its box and writes it into a copy of its frame (reference box paste). "
-            "Frames without a face are passed through unchanged.",
+            description="Writes each generated face into a copy of its frame: the whole box (the reference) or only the "
+            "lower face through a feathered mouth mask, with no seam. Frames without a face are passed through unchanged.",
             inputs=[
                 io.Image.Input("frames", tooltip="The frames given to Detect Faces."),
                 io.Image.Input("faces", tooltip="From Wav2Lip Generate."),
                 FaceTrackSocket.Input("output_track", tooltip="From Crop Faces."),
+                io.Combo.Input("mode", options=list(PASTE_MODES), default=BOX,
+                               tooltip="box: the reference hard paste. mouth mask: only the mouth area, feathered (keeps the sharp eyes)."),
+                io.Float.Input("mask_size", default=1.0, min=0.1, max=3.0, step=0.05,
+                               tooltip="Mouth mask size; 1 covers nose tip to chin."),
+                io.Float.Input("feather", default=0.35, min=0.0, max=1.0, step=0.05,
+                               tooltip="Soft edge of the mask, as a fraction of its radius."),
+                io.Float.Input("vertical_offset", default=0.0, min=-0.5, max=0.5, step=0.01,
+                               tooltip="Move the mask down (+) or up (-), in box heights."),
+                io.Boolean.Input("colour_match", default=False, tooltip="Match the generated face's colours to the original frame's."),
             ],
-            outputs=[io.Image.Output(display_name="frames")],
+            outputs=[
+                io.Image.Output(display_name="frames"),
+                io.Mask.Output(display_name="mask", tooltip="Where each frame was replaced (1) or kept (0)."),
+                io.Image.Output(display_name="mask_preview", tooltip="The frames tinted red where the mask replaces them, to tune it."),
+            ],
         )  # fmt: skip
 
     @classmethod
-    def execute(cls, frames: torch.Tensor, faces: torch.Tensor, output_track: FaceTrack) -> io.NodeOutput:
+    def execute(
+        cls, frames: torch.Tensor, faces: torch.Tensor, output_track: FaceTrack, mode: str = BOX, mask_size: float = 1.0,
+        feather: float = 0.35, vertical_offset: float = 0.0, colour_match: bool = False,
+    ) -> io.NodeOutput:  # fmt: skip
         if len(output_track.boxes) != frames.shape[0] or frames.shape[1:3] != (
             output_track.frame_height,
             output_track.frame_width,
@@ -42,18 +58,23 @@ class PasteFaces(io.ComfyNode):
             raise ValueError("These frames are not the ones the face track was made from; connect the frames given to Detect Faces.")
         if faces.shape[0] != output_track.count:
             raise ValueError(f"{faces.shape[0]} faces for {output_track.count} output frames; connect Crop Faces' output_track.")
+        options = PasteOptions(mode, mask_size, feather, vertical_offset, colour_match)
         sources, generated = image_array(frames), image_array(faces)
-        result = torch.empty((output_track.count, *frames.shape[1:3], 3), dtype=torch.float32)
-        output = result.numpy()
+        height, width = output_track.frame_height, output_track.frame_width
+        result = torch.empty((output_track.count, height, width, 3), dtype=torch.float32)
+        masks = torch.zeros((output_track.count, height, width), dtype=torch.float32)
+        output, mask_array = result.numpy(), masks.numpy()
         progress = Progress(output_track.count)
         for block in chunks(output_track.count, 64):
             for index in block:
                 output[index] = sources[output_track.sources[index]]
                 box = output_track.box(index)
                 if box is not None:
-                    paste_faces([output[index]], generated[index : index + 1], [box])
+                    paste_face(output[index], generated[index], box, options)
+                    mask_array[index] = frame_mask(height, width, box, options)
             progress.advance(len(block))
         np.clip(output, 0.0, 1.0, out=output)
+        preview = torch.from_numpy(np.stack([mask_overlay(output[index], mask_array[index]) for index in range(output_track.count)]))
         if output_track.frames_without_face:
             logger.info("%d of %d frames had no face and were passed through", output_track.frames_without_face, output_track.count)
-        return io.NodeOutput(result)
+        return io.NodeOutput(result, masks, preview)

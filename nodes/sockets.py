@@ -12,6 +12,7 @@ FaceDetectorModel = io.Custom("LIPSYNC_FACE_DETECTOR")
 SpeechWindowsSocket = io.Custom("LIPSYNC_MEL_WINDOWS")
 FaceTrackSocket = io.Custom("LIPSYNC_FACE_TRACK")
 SyncNetModel = io.Custom("LIPSYNC_SYNCNET")
+FaceRestorerModel = io.Custom("LIPSYNC_FACE_RESTORER")
 
 CATEGORY = "LipSync"
 
@@ -31,3 +32,11 @@ class SyncNetSpec:
 
     architecture: str
     patcher: Any
+
+
+@dataclass(frozen=True)
+class RestorerSpec:
+    """The LIPSYNC_FACE_RESTORER value: the network in a ModelPatcher and what spandrel found it to be."""
+
+    patcher: Any
+    info: Any  # lipsync.restore.model.RestorerInfo

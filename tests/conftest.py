@@ -88,3 +88,38 @@ def private_detection_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ.pop("LIPSYNC_CACHE_DIR", None)
     else:
         os.environ["LIPSYNC_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def gfpgan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight GFPGAN v1.4 (spandrel's GFPGANv1Clean, 512) saved as the release does: ``{"params_ema": state}``."""
+    from spandrel.architectures.GFPGAN import GFPGAN
+
+    torch.manual_seed(3)
+    model = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
+                   num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)  # fmt: skip
+    path = tmp_path_factory.mktemp("weights") / "GFPGANv1.4.pth"
+    torch.save({"params_ema": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def restoreformer_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight RestoreFormer in the real key layout (``{"params": state}``), narrower than the release so it runs fast."""
+    from spandrel.architectures.RestoreFormer import RestoreFormer
+
+    torch.manual_seed(4)
+    model = RestoreFormer(ch=32, n_embed=64, embed_dim=32, z_channels=32)
+    path = tmp_path_factory.mktemp("weights") / "RestoreFormer.pth"
+    torch.save({"params": model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def codeformer_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight CodeFormer as released (``{"params_ema": state}``); skipped without spandrel_extra_arches."""
+    architectures = pytest.importorskip("spandrel_extra_arches.architectures.CodeFormer")
+    torch.manual_seed(5)
+    path = tmp_path_factory.mktemp("weights") / "codeformer.pth"
+    torch.save({"params_ema": architectures.CodeFormer().state_dict()}, path)
+    return path

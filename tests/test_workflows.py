@@ -17,6 +17,7 @@ CORE_OUTPUTS = {
     "SaveVideo": [],
     "LoadAudio": ["AUDIO"],
     "LoadImage": ["IMAGE", "MASK"],
+    "PreviewImage": [],
 }
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "COMBO", "BOOLEAN"}
 
@@ -27,7 +28,13 @@ def schemas(pack) -> dict:
 
     extension = importlib.import_module("comfyui_lipsync.nodes.extension")
     nodes = asyncio.run(_nodes(extension))
-    return {node.define_schema().node_id: node.define_schema() for node in nodes}
+    # Node classes defined in the pack's node modules, registered or not yet (test_nodes checks the registration).
+    from comfy_api.latest import io
+
+    for path in sorted((Path(__file__).resolve().parent.parent / "nodes").glob("*.py")):
+        module = importlib.import_module(f"comfyui_lipsync.nodes.{path.stem}")
+        nodes += [value for value in vars(module).values() if isinstance(value, type) and issubclass(value, io.ComfyNode)]
+    return {node.define_schema().node_id: node.define_schema() for node in nodes if node is not io.ComfyNode}
 
 
 async def _nodes(extension) -> list:
@@ -36,7 +43,7 @@ async def _nodes(extension) -> list:
 
 def test_there_are_examples_for_video_and_image() -> None:
     names = {path.name for path in WORKFLOWS}
-    assert {"lipsync_video_with_speech.json", "lipsync_image_to_talking_video.json"} <= names
+    assert {"lipsync_video_with_speech.json", "lipsync_image_to_talking_video.json", "lipsync_video_with_restoration.json"} <= names
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.stem)
@@ -68,3 +75,14 @@ def test_workflow_fits_the_schemas(path: Path, schemas: dict) -> None:
         target_input = nodes[target]["inputs"][target_slot]
         assert output["type"] == target_input["type"] == link_type
         assert link_id in output["links"] and target_input["link"] == link_id
+
+
+def test_restoration_example_pastes_through_the_mask_then_restores() -> None:
+    workflow = json.loads((WORKFLOWS[0].parent / "lipsync_video_with_restoration.json").read_text())
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    by_type = {node["type"]: node for node in nodes.values()}
+    assert by_type["LipSyncPasteFaces"]["widgets_values"][0] == "mouth mask"
+    links = {(nodes[source]["type"], nodes[target]["type"]) for _, source, _, target, _, _ in workflow["links"]}
+    chain = [("LipSyncLoadFaceRestorer", "LipSyncRestoreFaces"), ("LipSyncPasteFaces", "LipSyncRestoreFaces"),
+             ("LipSyncRestoreFaces", "CreateVideo"), ("LipSyncCropFaces", "LipSyncRestoreFaces")]  # fmt: skip
+    assert set(chain) <= links

@@ -2,14 +2,18 @@
 
 from .detector import FaceDetector, S3FDDetector, nms
 from .stream import first_face_box, track_faces
-from .track import Box, BoxSmoother, Pads, fixed_box, padded_box, smooth_boxes
+from .track import Box, BoxSmoother, CropGeometry, FaceTrack, GapFiller, Pads, box_iou, fixed_box, padded_box, smooth_boxes
 
 __all__ = [
     "Box",
     "BoxSmoother",
+    "CropGeometry",
     "FaceDetector",
+    "FaceTrack",
+    "GapFiller",
     "Pads",
     "S3FDDetector",
+    "box_iou",
     "first_face_box",
     "fixed_box",
     "nms",

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 Box = tuple[int, int, int, int]
@@ -105,12 +106,117 @@ def smooth_boxes(boxes: Iterable[Box | None], window: int = SMOOTHING_WINDOW) ->
     return result
 
 
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not overlap)."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class GapFiller:
+    """Streaming fill of short face-less gaps: boxes are interpolated linearly across at most ``max_gap``
+    frames between two detected faces; longer gaps, and gaps at the start or end, stay ``None``.
+
+    Holds at most ``max_gap + 1`` boxes; ``push`` returns the boxes whose value is now final, in order.
+    """
+
+    def __init__(self, max_gap: int) -> None:
+        self.max_gap = max(0, max_gap)
+        self._last: Box | None = None
+        self._gap = 0  # None boxes waiting after the last face
+        self.filled = 0  # frames filled so far
+
+    def push(self, box: Box | None) -> list[Box | None]:
+        if box is None:
+            if self._last is None or self.max_gap == 0:
+                return [None]
+            self._gap += 1
+            if self._gap > self.max_gap:  # too long: release the gap as missing and stop waiting
+                released = [None] * self._gap
+                self._last, self._gap = None, 0
+                return released
+            return []
+        ready: list[Box | None] = []
+        if self._gap:
+            start, end = np.array(self._last, np.float64), np.array(box, np.float64)
+            for step in range(1, self._gap + 1):
+                blend = start + (end - start) * step / (self._gap + 1)
+                ready.append(tuple(round(float(value)) for value in blend))
+            self.filled += self._gap
+        ready.append(box)
+        self._last, self._gap = box, 0
+        return ready
+
+    def finish(self) -> list[Box | None]:
+        """A gap still open at the end has no face after it: it stays missing."""
+        released = [None] * self._gap
+        self._gap = 0
+        return released
+
+
+@dataclass(frozen=True, eq=False)
+class CropGeometry:
+    """Where a crop comes from: the 2x3 affine frame -> crop, its inverse, and the crop size (width, height).
+
+    As facexlib's ``FaceRestoreHelper`` keeps per face, so a crop can be warped back exactly for any
+    box size and aspect ratio. Pixel centres follow ``cv2.resize`` (half-pixel convention).
+    """
+
+    affine: np.ndarray
+    inverse: np.ndarray
+    size: tuple[int, int]
+
+    @classmethod
+    def from_region(cls, x: float, y: float, width: float, height: float, size: tuple[int, int]) -> CropGeometry:
+        """Map the frame rectangle at ``(x, y)`` of ``width`` x ``height`` onto a ``size`` crop (no rotation)."""
+        scale_x, scale_y = size[0] / width, size[1] / height
+        # crop = (frame - origin + 0.5) * scale - 0.5: pixel centres map to pixel centres, as in cv2.resize.
+        affine = np.array(
+            [[scale_x, 0.0, (0.5 - x) * scale_x - 0.5], [0.0, scale_y, (0.5 - y) * scale_y - 0.5]],
+            dtype=np.float64,
+        )
+        return cls(affine, cv2.invertAffineTransform(affine), (int(size[0]), int(size[1])))
+
+    @classmethod
+    def of_box(cls, box: Box, size: int) -> CropGeometry:
+        """The Wav2Lip crop: the box stretched to ``size`` x ``size``."""
+        x1, y1, x2, y2 = box
+        return cls.from_region(x1, y1, x2 - x1, y2 - y1, (size, size))
+
+    @classmethod
+    def square_around(cls, box: Box, size: int, scale: float = 1.0, lift: float = 0.0) -> CropGeometry:
+        """A square crop of side ``scale * max(box side)`` centred on the box, moved up by ``lift`` of its side."""
+        x1, y1, x2, y2 = box
+        side = scale * max(x2 - x1, y2 - y1)
+        centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2 - lift * side
+        return cls.from_region(centre_x - side / 2, centre_y - side / 2, side, side, (size, size))
+
+    def crop(self, frame: np.ndarray) -> np.ndarray:
+        """Warp the frame to the crop (bilinear; outside the frame the edge pixels repeat)."""
+        return cv2.warpAffine(frame, self.affine, self.size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def uncrop(self, crop: np.ndarray, region: Box) -> np.ndarray:
+        """Warp a crop back into the frame pixels of ``region`` (x1, y1, x2, y2): the inverse mapping."""
+        x1, y1, x2, y2 = region
+        to_crop = self.affine.copy()
+        to_crop[:, 2] += self.affine[:, :2] @ np.array([x1, y1], dtype=np.float64)  # region pixel -> frame pixel -> crop
+        return cv2.warpAffine(
+            crop, to_crop, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
+
+
 @dataclass(frozen=True)
 class FaceTrack:
     """Where the face is in every output frame: the link between detection, cropping and paste-back.
 
     ``boxes`` hold one smoothed box (or ``None``) per *source* frame; ``sources`` map each *output*
     frame to its source frame (identity, or a loop/ping-pong when the speech outlasts the video).
+    ``geometry`` gives each output frame's crop affine and its inverse, so paste-back and restoration
+    warp exactly to and from the frame.
     """
 
     frame_height: int
@@ -139,3 +245,8 @@ class FaceTrack:
     @property
     def frames_without_face(self) -> int:
         return sum(self.box(index) is None for index in range(self.count))
+
+    def geometry(self, index: int, size: int) -> CropGeometry | None:
+        """Affine and inverse of output frame ``index``'s ``size`` x ``size`` Wav2Lip crop (``None`` without a face)."""
+        box = self.box(index)
+        return None if box is None else CropGeometry.of_box(box, size)

@@ -1,0 +1,117 @@
+"""Face restoration benchmark: ms per face at 512 on the CPU (float32) and, when present, on CUDA (bf16 and float32).
+
+Random weights in the release layout of GFPGAN v1.4 (spandrel's GFPGANv1Clean, saved as ``{"params_ema": ...}``
+and loaded back through ``lipsync.restore``), so the network and its cost are the real ones. Two figures per
+setting: the network alone, and the whole ``restore_faces`` step on 720p frames (512 crop from the smoothed box,
+restore, warp back, blend inside the mouth mask).
+
+    python -m benchmarks.bench_restore                         # GFPGAN v1.4, CPU batch 1 (+ CUDA batches 1, 8)
+    python -m benchmarks.bench_restore --arch restoreformer --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lipsync.restore import FaceRestorer, load_face_restorer, restore_faces
+
+logger = logging.getLogger("bench_restore")
+
+BOX = (540, 180, 760, 440)  # a face box in a 1280x720 frame
+
+
+def build_weights(arch: str, folder: Path) -> Path:
+    """Random-weight restorer saved as its release does."""
+    torch.manual_seed(0)
+    if arch == "gfpgan":
+        from spandrel.architectures.GFPGAN import GFPGAN
+
+        model = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
+                       num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)  # fmt: skip
+    elif arch == "restoreformer":
+        from spandrel.architectures.RestoreFormer import RestoreFormer
+
+        model = RestoreFormer()
+    else:
+        from spandrel_extra_arches.architectures.CodeFormer import CodeFormer
+
+        model = CodeFormer()
+    path = folder / f"{arch}.pth"
+    torch.save({"params_ema": model.state_dict()}, path)
+    return path
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[float, float]:
+    """(network ms/face, whole restore step ms/face), after one warm-up batch."""
+    rng = np.random.default_rng(0)
+    faces = rng.random((batch, 512, 512, 3), dtype=np.float32)
+    frames = [rng.integers(0, 255, size=(720, 1280, 3), dtype=np.uint8) for _ in range(batch)]
+    restorer.batch_size = batch
+    restorer(faces)
+    synchronize(restorer.device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        restorer(faces)
+    synchronize(restorer.device)
+    network = (time.perf_counter() - start) / (repeats * batch) * 1000
+    start = time.perf_counter()
+    for _ in range(repeats):
+        restore_faces(frames, [BOX] * batch, restorer, strength=0.8)
+    synchronize(restorer.device)
+    whole = (time.perf_counter() - start) / (repeats * batch) * 1000
+    return network, whole
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=("gfpgan", "restoreformer", "codeformer"), default="gfpgan")
+    parser.add_argument("--repeats", type=int, default=3, help="timed batches per setting (after one warm-up)")
+    parser.add_argument("--cpu-batch", type=int, default=1)
+    parser.add_argument("--cuda-batches", type=int, nargs="*", default=[1, 8])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = build_weights(args.arch, Path(folder))
+        settings = [("cpu", args.cpu_batch, None)]
+        if torch.cuda.is_available():
+            settings += [("cuda", batch, None) for batch in args.cuda_batches]
+            settings += [("cuda", batch, torch.float32) for batch in args.cuda_batches]
+        logger.info("torch %s, %d CPU threads%s", torch.__version__, torch.get_num_threads(),
+                    f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")  # fmt: skip
+        for device, batch, dtype in settings:
+            restorer = load_face_restorer(path, device=device)
+            if dtype is not None:  # compare with full precision on the GPU
+                restorer.dtype = dtype
+                restorer.model.to(dtype)
+            network, whole = time_restorer(restorer, batch, args.repeats)
+            logger.info(
+                "restore %s %s %s batch %d: network %.1f ms/face, crop+restore+blend on 720p %.1f ms/face",
+                restorer.architecture, device, str(restorer.dtype).replace("torch.", ""), batch, network, whole,
+            )  # fmt: skip
+            if device == "cuda" and dtype is None and batch == settings[1][1]:
+                faces = np.random.default_rng(1).random((2, 512, 512, 3), dtype=np.float32)
+                reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")
+                restorer.dtype = torch.float32
+                restorer.model.to(torch.float32)
+                error = np.abs(reduced - restorer(faces))
+                logger.info("  %s vs float32 on the same faces: mean abs difference %.4f, max %.4f", name, error.mean(), error.max())
+            del restorer
+            if device == "cuda":
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Load a face restorer with spandrel and run it on batches of 512x512 aligned faces.
+
+GFPGAN v1.3/v1.4 and RestoreFormer come with spandrel; CodeFormer with ``spandrel_extra_arches`` when it
+is installed. The extra architectures go into a private copy of spandrel's registry, never into its
+global one, so ComfyUI's own loaders behave as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..device import run_with_oom_backoff
+from ..errors import UnsupportedModelError
+from ..models.checkpoint import StateDict, read_state_dict
+
+logger = logging.getLogger(__name__)
+
+FACE_ARCHITECTURES = ("GFPGAN", "RestoreFormer", "CodeFormer")
+CODEFORMER = "CodeFormer"
+GFPGAN = "GFPGAN"
+FOLDER_HINT = "models/facerestore_models"
+
+
+def codeformer_available() -> bool:
+    """True when ``spandrel_extra_arches`` (which holds CodeFormer) can be imported."""
+    try:
+        import spandrel_extra_arches  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _registry():
+    from spandrel import MAIN_REGISTRY
+
+    registry = MAIN_REGISTRY.copy()
+    if codeformer_available():
+        from spandrel_extra_arches import EXTRA_REGISTRY
+
+        registry.add(*EXTRA_REGISTRY, ignore_duplicates=True)
+    return registry
+
+
+@dataclass(frozen=True)
+class RestorerInfo:
+    """What a loaded restorer is and which reduced precisions its architecture supports (from spandrel)."""
+
+    architecture: str
+    supports_half: bool
+    supports_bfloat16: bool
+    input_size: int = 512  # the face size the network works at (512 for every released restorer)
+
+
+def describe(state: StateDict, source: str = "<memory>") -> tuple[nn.Module, RestorerInfo]:
+    """Detect the architecture of ``state`` with spandrel and build it; only face restorers are accepted."""
+    from spandrel import ModelLoader
+    from spandrel import UnsupportedModelError as SpandrelUnsupported
+
+    try:
+        descriptor = ModelLoader(registry=_registry()).load_from_state_dict(state)
+    except SpandrelUnsupported as error:
+        hint = "" if codeformer_available() else " CodeFormer needs `pip install spandrel_extra_arches`."
+        raise UnsupportedModelError(
+            f"'{source}' is not a model spandrel knows. Use GFPGAN v1.3/v1.4, RestoreFormer or CodeFormer weights.{hint}"
+        ) from error
+    name = descriptor.architecture.id
+    if name not in FACE_ARCHITECTURES:
+        raise UnsupportedModelError(
+            f"'{source}' holds a {name} model ({descriptor.purpose}), not a face restorer. Use one of {', '.join(FACE_ARCHITECTURES)}."
+        )
+    hyperparameters = getattr(descriptor.model, "hyperparameters", {})
+    size = int(hyperparameters.get("out_size", hyperparameters.get("resolution", 512)))
+    info = RestorerInfo(name, bool(descriptor.supports_half), bool(descriptor.supports_bfloat16), size)
+    return descriptor.model.eval(), info
+
+
+def pick_dtype(info: RestorerInfo, device: torch.device) -> torch.dtype:
+    """bf16 (or fp16) on CUDA where the architecture supports it; float32 elsewhere."""
+    if device.type == "cuda":
+        if info.supports_bfloat16 and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        if info.supports_half:
+            return torch.float16
+    return torch.float32
+
+
+class FaceRestorer:
+    """Runs a face restoration network on ``[N, 512, 512, 3]`` RGB faces in 0..1.
+
+    The networks take and give images in -1..1; every architecture is called as its module, so
+    CodeFormer gets its fidelity ``weight`` (spandrel's descriptor call would not pass it) and GFPGAN its
+    fixed noise.
+    """
+
+    def __init__(self, model: nn.Module, info: RestorerInfo, device: torch.device | str = "cpu", batch_size: int = 4) -> None:
+        self.device = torch.device(device)
+        self.info = info
+        self.dtype = pick_dtype(info, self.device)
+        self.model = model.to(self.device, self.dtype).eval()
+        self.batch_size = max(1, batch_size)
+
+    @property
+    def architecture(self) -> str:
+        return self.info.architecture
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    @torch.inference_mode()
+    def __call__(self, faces: np.ndarray, fidelity: float = 0.5) -> np.ndarray:
+        """Restore float RGB faces ``[N, S, S, 3]`` (0..1); ``fidelity`` is CodeFormer's weight (0 = most
+        restoration, 1 = closest to the input). Returns float32 ``[N, S, S, 3]`` in 0..1."""
+
+        def run(batch_size: int) -> np.ndarray:
+            outputs = []
+            for start in range(0, len(faces), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(faces[start : start + batch_size], dtype=np.float32))
+                batch = (batch.to(self.device).permute(0, 3, 1, 2).to(self.dtype) * 2.0 - 1.0).contiguous()
+                if self.architecture == CODEFORMER:
+                    restored = self.model(batch, weight=float(fidelity))[0]
+                elif self.architecture == GFPGAN:
+                    # The stored noise maps instead of fresh noise per call: the same face gives the same
+                    # result in every frame (fresh noise flickers); the intermediate RGBs are not needed.
+                    restored = self.model(batch, return_rgb=False, randomize_noise=False)[0]
+                else:
+                    restored = self.model(batch)[0]
+                restored = ((restored.float().clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 1)
+                outputs.append(restored.cpu().numpy())
+            return np.concatenate(outputs)
+
+        return run_with_oom_backoff(run, self.batch_size, what=f"{self.architecture} face restoration")
+
+
+def restorer_from_state_dict(
+    state: StateDict, device: torch.device | str = "cpu", batch_size: int = 4, source: str = "<memory>"
+) -> FaceRestorer:
+    model, info = describe(state, source)
+    return FaceRestorer(model, info, device=device, batch_size=batch_size)
+
+
+def load_face_restorer(path: str | Path, device: torch.device | str = "cpu", batch_size: int = 4) -> FaceRestorer:
+    """Load GFPGANv1.3/1.4.pth, RestoreFormer.pth or codeformer.pth (or .safetensors copies) safely."""
+    state = read_state_dict(path, folder_hint=FOLDER_HINT)
+    return restorer_from_state_dict(state, device=device, batch_size=batch_size, source=Path(path).name)

@@ -1,0 +1,47 @@
+"""Load Face Restorer: GFPGAN / RestoreFormer / CodeFormer weights from models/facerestore_models, through spandrel."""
+
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy import model_management
+from comfy_api.latest import io
+
+from ..lipsync.errors import WeightsNotFoundError
+from ..lipsync.models.checkpoint import unwrap_state_dict
+from ..lipsync.restore.model import describe, pick_dtype
+from .comfy_glue import model_files, patch, register_model_folders
+from .sockets import CATEGORY, FaceRestorerModel, RestorerSpec
+
+register_model_folders()
+
+
+class LoadFaceRestorer(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LipSyncLoadFaceRestorer",
+            display_name="Load Face Restorer",
+            category=f"{CATEGORY}/loaders",
+            description="Loads GFPGANv1.3/1.4, RestoreFormer or CodeFormer (with spandrel_extra_arches installed) "
+            "from models/facerestore_models. Nothing is downloaded.",
+            inputs=[
+                io.Combo.Input("model_name", options=model_files("facerestore_models"),
+                               tooltip="GFPGANv1.4.pth, GFPGANv1.3.pth, RestoreFormer.pth or codeformer.pth in models/facerestore_models."),
+            ],
+            outputs=[FaceRestorerModel.Output(display_name="face_restorer")],
+        )  # fmt: skip
+
+    @classmethod
+    def execute(cls, model_name: str) -> io.NodeOutput:
+        path = folder_paths.get_full_path("facerestore_models", model_name)
+        if path is None:
+            raise WeightsNotFoundError(model_name, " or ".join(folder_paths.get_folder_paths("facerestore_models")))
+        from comfy.utils import load_torch_file
+
+        state = unwrap_state_dict(load_torch_file(path, safe_load=True), path)
+        model, info = describe(state, source=os.path.basename(path))
+        # bf16 on CUDA where the architecture allows it, decided once here so runs never re-cast the weights.
+        model = model.to(pick_dtype(info, model_management.get_torch_device()))
+        return io.NodeOutput(RestorerSpec(patch(model), info))
