@@ -61,7 +61,7 @@ class DetectFaces(io.ComfyNode):
                                        "closest to centre, then followed across frames by overlap."),
                 io.Int.Input("face_index", default=0, min=0, max=32, tooltip="With 'left to right': 0 is the leftmost face."),
                 io.Int.Input("batch_size", default=16, min=1, max=256, tooltip="Frames per detection batch; halved on out-of-memory."),
-                io.Int.Input("detect_every", default=1, min=1, max=30, optional=True,
+                io.Int.Input("detect_every", default=1, min=1, max=30,
                              tooltip="Detect on every Nth frame, interpolating boxes between (about N times faster). 1 = every frame."),
                 io.String.Input("fixed_box", default="",
                                 tooltip="Optional 'top,bottom,left,right' in pixels: use this box in every frame, no detection."),

@@ -58,7 +58,9 @@ def test_workflow_fits_the_schemas(path: Path, schemas: dict) -> None:
             assert [output["type"] for output in node["outputs"]] == CORE_OUTPUTS[node["type"]]
             continue
         schema = schemas[node["type"]]
-        widgets = [item for item in schema.inputs if item.io_type in WIDGET_TYPES]
+        # ComfyUI's frontend lays widgets out from input_order: the required inputs, then the optional ones.
+        widgets = [item for item in schema.inputs if item.io_type in WIDGET_TYPES and not item.optional]
+        widgets += [item for item in schema.inputs if item.io_type in WIDGET_TYPES and item.optional]
         sockets = [item for item in schema.inputs if item.io_type not in WIDGET_TYPES]
         assert len(node["widgets_values"]) == len(widgets), f"{node['type']} widget values"
         for widget, value in zip(widgets, node["widgets_values"], strict=True):
