@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from ..lipsync.sync.crops import ANALYSIS_FPS
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
 from ..lipsync.sync.shift import shift_samples
-from .detect_faces import parse_box
+from .detect_faces import fixed_box_problem
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, SyncNetModel, SyncNetSpec
 from .sync_score import score_images
 
@@ -54,11 +54,7 @@ class AutoOffset(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, fixed_box: str) -> bool | str:
-        try:
-            parse_box(fixed_box)
-        except ValueError as error:
-            return str(error)
-        return True
+        return fixed_box_problem(fixed_box)
 
     @classmethod
     def execute(

@@ -32,6 +32,15 @@ def parse_box(text: str) -> tuple[int, int, int, int] | None:
     return tuple(int(part) for part in parts)
 
 
+def fixed_box_problem(text: str) -> bool | str:
+    """ComfyUI's validate_inputs answer for a fixed_box widget: True, or the error to show."""
+    try:
+        parse_box(text)
+    except ValueError as error:
+        return str(error)
+    return True
+
+
 def make_detector(spec: DetectorSpec, batch_size: int) -> FaceDetector:
     if spec.kind == "opencv":
         return HaarDetector()
@@ -76,11 +85,7 @@ class DetectFaces(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, fixed_box: str) -> bool | str:
-        try:
-            parse_box(fixed_box)
-        except ValueError as error:
-            return str(error)
-        return True
+        return fixed_box_problem(fixed_box)
 
     @classmethod
     def execute(

@@ -15,7 +15,7 @@ from ..lipsync.timeline import LENGTH_MODES, LOOP
 from .audio_to_mel import AudioToMelWindows
 from .comfy_glue import Progress, chunks, image_array, load_to_device
 from .crop_faces import align_track
-from .detect_faces import DetectFaces
+from .detect_faces import DetectFaces, fixed_box_problem
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 
@@ -61,7 +61,7 @@ class LipSyncAllInOne(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, fixed_box: str) -> bool | str:
-        return DetectFaces.validate_inputs(fixed_box=fixed_box)
+        return fixed_box_problem(fixed_box)
 
     @classmethod
     def execute(

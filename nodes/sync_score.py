@@ -16,7 +16,7 @@ from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
 from ..lipsync.sync.scorers import SyncScore, make_scorer
 from ..lipsync.sync.video import face_boxes, score_frames
 from .comfy_glue import Progress, image_array, load_to_device, to_uint8
-from .detect_faces import make_detector, parse_box
+from .detect_faces import fixed_box_problem, make_detector, parse_box
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, SyncNetModel, SyncNetSpec
 
 logger = logging.getLogger(__name__)
@@ -108,11 +108,7 @@ class SyncScoreNode(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, fixed_box: str) -> bool | str:
-        try:
-            parse_box(fixed_box)
-        except ValueError as error:
-            return str(error)
-        return True
+        return fixed_box_problem(fixed_box)
 
     @classmethod
     def execute(
