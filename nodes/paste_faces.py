@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 import torch
 from comfy_api.latest import io
@@ -14,6 +15,22 @@ from .comfy_glue import Progress, chunks, image_array
 from .sockets import CATEGORY, FaceTrackSocket
 
 logger = logging.getLogger(__name__)
+
+
+PREVIEW_SIDE = 512  # the mask preview is for the eye: at most this long a side, not another full-size batch
+
+
+def mask_previews(frames: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+    """Red-tinted views of where each mask replaces pixels, downscaled to PREVIEW_SIDE and filled in place."""
+    height, width = frames.shape[1:3]
+    scale = min(1.0, PREVIEW_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    previews = torch.empty((len(frames), size[1], size[0], 3), dtype=torch.float32)
+    for index, (frame, mask) in enumerate(zip(frames, masks, strict=True)):
+        if scale < 1.0:
+            frame, mask = cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+        previews[index] = torch.from_numpy(mask_overlay(frame, mask))
+    return previews
 
 
 class PasteFaces(io.ComfyNode):
@@ -42,7 +59,7 @@ class PasteFaces(io.ComfyNode):
             outputs=[
                 io.Image.Output(display_name="frames"),
                 io.Mask.Output(display_name="mask", tooltip="Where each frame was replaced (1) or kept (0)."),
-                io.Image.Output(display_name="mask_preview", tooltip="The frames tinted red where the mask replaces them, to tune it."),
+                io.Image.Output(display_name="mask_preview", tooltip="Frames tinted red where the mask replaces them (at most 512 px)."),
             ],
         )  # fmt: skip
 
@@ -74,7 +91,7 @@ class PasteFaces(io.ComfyNode):
                     mask_array[index] = frame_mask(height, width, box, options)
             progress.advance(len(block))
         np.clip(output, 0.0, 1.0, out=output)
-        preview = torch.from_numpy(np.stack([mask_overlay(output[index], mask_array[index]) for index in range(output_track.count)]))
+        preview = mask_previews(output, mask_array)
         if output_track.frames_without_face:
             logger.info("%d of %d frames had no face and were passed through", output_track.frames_without_face, output_track.count)
         return io.NodeOutput(result, masks, preview)

@@ -289,3 +289,37 @@ def test_progress_is_reported_and_cancel_stops_generation(nodes, installed_weigh
     with pytest.raises(model_management.InterruptProcessingException):
         nodes["generate"].Wav2LipGenerate.execute(wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=4)
     assert model_management.interrupt_processing is False
+
+
+def test_node_path_makes_no_full_batch_copies(nodes, installed_weights) -> None:
+    """Paste and the all-in-one node write straight into their one output: numpy temporaries stay a few frames big."""
+    import tracemalloc
+
+    frames = face_frames(40)
+    frame_bytes = frames[0].numel() * 4
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    speech = speech_for(nodes, frames, 1.6)
+    track, _ = detect(nodes, frames, fixed_box="40,200,60,200")
+    crops, output_track = nodes["crop_faces"].CropFaces.execute(frames=frames, face_track=track, size=96, mel_windows=speech).args
+    faces = nodes["generate"].Wav2LipGenerate.execute(wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=8)[0]
+    assert np.shares_memory(nodes["paste_faces"].image_array(frames), frames.numpy())  # reading frames copies nothing
+
+    def all_in_one() -> torch.Tensor:
+        return nodes["lipsync_all_in_one"].LipSyncAllInOne.execute(
+            frames=frames, audio=audio_input(1.6), fps=25.0, wav2lip_model=patcher, length_mode="loop video", pad_bottom=10,
+            smooth=True, face_choice="best score", batch_size=8, fixed_box="40,200,60,200",
+        )[0]  # fmt: skip
+
+    all_in_one()  # first calls compile and import (numba, librosa): not what is measured
+    tracemalloc.start()
+    try:
+        pasted = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=output_track)[0]
+        _, paste_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        combined = all_in_one()
+        _, all_in_one_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pasted.shape[0] == combined.shape[0] == output_track.count >= 30
+    assert paste_peak < 8 * frame_bytes, paste_peak / frame_bytes  # a copy of the batch would be >= 37 frames
+    assert all_in_one_peak < 8 * frame_bytes, all_in_one_peak / frame_bytes
