@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # subcommand name -> module (relative to this package) that defines build_parser() and run(args)
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {"train": ".train.cli"}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Namespace], int]]:
