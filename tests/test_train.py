@@ -139,7 +139,7 @@ def test_syncnet_loss_falls_and_checkpoint_loads_for_inference(syncnet_run) -> N
     _, result = syncnet_run
     losses = [row["sync"] for row in result.losses]
     assert len(losses) == 24
-    assert np.mean(losses[-6:]) < np.mean(losses[:6]) - 0.05
+    assert np.mean(losses[-6:]) < 0.95 * np.mean(losses[:6])
     assert [step for step, _ in result.evaluations] == [12, 24]
     raw = torch.load(result.checkpoint, weights_only=True)
     assert raw["global_step"] == 24 and raw["image_size"] == 96 and "optimizer" in raw
@@ -153,33 +153,37 @@ def test_syncnet_loss_falls_and_checkpoint_loads_for_inference(syncnet_run) -> N
 def test_resumed_syncnet_repeats_the_uninterrupted_run(syncnet_run, tmp_path) -> None:
     options, result = syncnet_run
     halfway = options.checkpoint_dir / "checkpoint_step000000012.pth"
-    resumed = SyncNetOptions(**{**options.__dict__, "checkpoint_dir": tmp_path, "checkpoint": halfway, "steps": 15})
+    resumed = SyncNetOptions(**{**options.__dict__, "checkpoint_dir": tmp_path, "checkpoint": halfway, "steps": 14})
     continued = train_syncnet(resumed)
-    assert len(continued.losses) == 3
-    assert np.allclose([row["sync"] for row in continued.losses], [row["sync"] for row in result.losses[12:15]], atol=1e-5)
-    assert latest_checkpoint(tmp_path).name == "checkpoint_step000000015.pth"
+    assert len(continued.losses) == 2
+    assert np.allclose([row["sync"] for row in continued.losses], [row["sync"] for row in result.losses[12:14]], atol=1e-5)
+    assert latest_checkpoint(tmp_path).name == "checkpoint_step000000014.pth"
 
 
-def test_wav2lip_gan_losses_fall_and_checkpoint_runs_in_the_generator(talker_data, syncnet_run, tmp_path) -> None:
+def test_wav2lip_gan_trains_resumes_and_runs_in_the_generator(talker_data, syncnet_run, tmp_path) -> None:
     expert = syncnet_run[1].checkpoint
     options = Wav2LipOptions(
-        data_dir=talker_data, checkpoint_dir=tmp_path, batch_size=1, steps=12, learning_rate=5e-4, eval_interval=6, eval_steps=1,
-        checkpoint_interval=12, device="cpu", progress=False, syncnet=expert, gan=True, sync_threshold=10.0,
+        data_dir=talker_data, checkpoint_dir=tmp_path, batch_size=1, steps=8, learning_rate=5e-4, eval_interval=4, eval_steps=1,
+        checkpoint_interval=8, device="cpu", progress=False, syncnet=expert, gan=True, sync_threshold=10.0,
     )  # fmt: skip
     result = train_wav2lip(options)
-    first, last = mean_losses(result.losses[:4]), mean_losses(result.losses[-4:])
-    assert last["l1"] < first["l1"] * 0.8
-    assert last["disc_real"] + last["disc_fake"] < first["disc_real"] + first["disc_fake"]
-    # The eval at step 6 found sync loss < threshold: the sync loss joined the objective, as the reference does.
-    assert "sync" not in result.losses[5] and "sync" in result.losses[6]
+    first, last = mean_losses(result.losses[:3]), mean_losses(result.losses[-3:])
+    assert last["l1"] < 0.7 * first["l1"]
+    assert all(np.isfinite(list(row.values())).all() and "disc_real" in row for row in result.losses)
+    # The eval at step 4 found the sync loss under the threshold: it joined the objective, as the reference does.
+    assert "sync" not in result.losses[3] and "sync" in result.losses[4]
     raw = torch.load(result.checkpoint, weights_only=True)
-    assert raw["syncnet_wt"] == pytest.approx(0.03) and raw["image_size"] == 96 and raw["global_step"] == 12
-    assert (tmp_path / "disc_checkpoint_step000000012.pth").is_file()
+    assert raw["syncnet_wt"] == pytest.approx(0.03) and raw["image_size"] == 96 and raw["global_step"] == 8
+    assert (tmp_path / "disc_checkpoint_step000000008.pth").is_file()
     generator = Wav2LipGenerator.from_file(result.checkpoint)
     assert generator.img_size == 96
     crops = np.stack([draw_face(96, 0.3)] * 2)
     faces = generator(crops, np.load(talker_data / "speaker1" / "take1" / "mel.npy")[None, :, :16].repeat(2, 0))
     assert faces.shape == (2, 96, 96, 3) and np.isfinite(faces).all()
+    # Resuming restores the generator, discriminator and the raised sync weight.
+    resumed = train_wav2lip(Wav2LipOptions(**{**options.__dict__, "steps": 9, "resume": True}))
+    assert len(resumed.losses) == 1 and "sync" in resumed.losses[0]
+    assert (tmp_path / "disc_checkpoint_step000000009.pth").is_file()
 
 
 def test_wav2lip_needs_an_expert_of_its_size(talker_data, syncnet_run, tmp_path, caplog) -> None:

@@ -19,6 +19,7 @@ from .wav2lip import BASE_SIZE, build_audio_encoder, downsample_stage, residual_
 class SyncNetColor(nn.Module):
     """Two-tower SyncNet: a face encoder over 5 stacked frames and the Wav2Lip-style mel encoder."""
 
+    img_size = BASE_SIZE  # the instance's own size is set in __init__
     num_frames = 5
 
     def __init__(self, img_size: int = BASE_SIZE) -> None:

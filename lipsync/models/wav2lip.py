@@ -62,6 +62,8 @@ def downsample_stage(channels: int, factor: int, n_residual: int = 2) -> nn.Sequ
 class Wav2Lip(nn.Module):
     """U-Net style face encoder/decoder conditioned on a 512-d audio embedding at the bottleneck."""
 
+    img_size = BASE_SIZE  # the instance's own size is set in __init__
+
     def __init__(self, img_size: int = BASE_SIZE) -> None:
         super().__init__()
         factor = size_factor(img_size)

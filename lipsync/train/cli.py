@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
             job.add_argument("--syncnet-wt-target", type=float, help="weight once eval sync loss < threshold (0.03 gan, 0.01 without)")
             job.add_argument("--sync-threshold", type=float, default=0.75, help="eval sync loss that raises the weight")
             job.add_argument("--disc-wt", type=float, default=0.07, help="weight of the discriminator's realism loss")
+            job.add_argument("--disc-lr", type=float, default=1e-4, help="discriminator Adam learning rate")
     return parser
 
 
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
         options = Wav2LipOptions(**common, syncnet=args.syncnet, gan=args.gan, disc_checkpoint=args.disc_checkpoint,
                                  syncnet_weight=args.syncnet_wt, syncnet_weight_target=args.syncnet_wt_target,
-                                 sync_threshold=args.sync_threshold, disc_weight=args.disc_wt)  # fmt: skip
+                                 sync_threshold=args.sync_threshold, disc_weight=args.disc_wt,
+                                 disc_learning_rate=args.disc_lr)  # fmt: skip
         result = train_wav2lip(options)
     if result.checkpoint is not None:
         logger.info("last checkpoint: %s", result.checkpoint)
