@@ -21,7 +21,7 @@ from lipsync.models import load_model_file
 from lipsync.train.checkpoints import latest_checkpoint
 from lipsync.train.dataset import DataFolderError, SyncNetDataset, Wav2LipDataset, load_clips
 from lipsync.train.loop import mean_losses
-from lipsync.train.preprocess import PreprocessOptions, preprocess_folder
+from lipsync.train.preprocess import PreprocessOptions, preprocess_folder, resample_frames
 from lipsync.train.syncnet_trainer import SyncNetOptions, train_syncnet
 from lipsync.train.wav2lip_trainer import Wav2LipOptions, train_wav2lip
 
@@ -89,6 +89,11 @@ def test_preprocess_resamples_to_25_fps_and_16_khz(tmp_path) -> None:
     assert np.allclose(means, [20 * index for index in range(10)], atol=3)  # every second source frame
     assert cv2.imread(str(clip / "0.jpg")).shape == (32, 32, 3)
     assert load_audio(clip / "audio.wav").size == pytest.approx(6400, abs=2)
+
+
+@pytest.mark.parametrize(("source_fps", "expected"), [(30.0, [0, 1, 2, 4, 5, 6, 7, 8, 10, 11]), (12.5, [0, 1, 1, 2, 2, 3, 3, 4, 4, 5])])
+def test_frames_are_resampled_to_the_nearest_source_frame(source_fps, expected) -> None:
+    assert list(resample_frames(range(12), source_fps))[:10] == expected
 
 
 def test_clips_without_face_or_audio_are_skipped_and_reported(tmp_path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -69,11 +70,12 @@ def find_videos(videos_dir: Path) -> list[Path]:
 
 
 def resample_frames(frames: Iterable[np.ndarray], source_fps: float, target_fps: float = FPS) -> Iterator[np.ndarray]:
-    """Yield a ``target_fps`` stream from a constant-rate ``source_fps`` one (nearest frame, as ffmpeg's fps filter)."""
+    """Yield a ``target_fps`` stream from a constant-rate ``source_fps`` one: the nearest source frame
+    (ties to the later one), as ffmpeg's fps filter."""
     ratio = source_fps / target_fps
     output = 0
     for index, frame in enumerate(frames):
-        while round(output * ratio) == index:
+        while math.floor(output * ratio + 0.5) == index:
             yield frame
             output += 1
 
