@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # subcommand name -> module (relative to this package) that defines build_parser() and run(args)
-SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score"}
+SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score", "train": ".train.cli"}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Namespace], int]]:

@@ -28,7 +28,11 @@ class ModelDescriptor:
 
 @dataclass(frozen=True)
 class Architecture:
-    """How to recognise one architecture's state dict and how to build a model from it."""
+    """How to recognise one architecture's state dict and how to build a model from it.
+
+    ``input_size`` is the default face size; a built model with an ``img_size`` attribute overrides it
+    (Wav2Lip and SyncNet at 192/288 read their size from the state dict).
+    """
 
     name: str
     purpose: str
@@ -69,15 +73,18 @@ def _detect_s3fd(state: StateDict) -> bool:
 
 
 def _build_wav2lip(state: StateDict) -> nn.Module:
-    from .wav2lip import Wav2Lip
+    from .wav2lip import BASE_SIZE, Wav2Lip, hd_factor
 
-    return Wav2Lip()
+    second_conv = state.get("face_encoder_blocks.1.0.conv_block.0.weight")
+    return Wav2Lip(BASE_SIZE * (hd_factor(second_conv) if second_conv is not None else 1))
 
 
 def _build_syncnet_color(state: StateDict) -> nn.Module:
     from .syncnet import SyncNetColor
+    from .wav2lip import BASE_SIZE, hd_factor
 
-    return SyncNetColor()
+    second_conv = state.get("face_encoder.1.conv_block.0.weight")
+    return SyncNetColor(BASE_SIZE * (hd_factor(second_conv) if second_conv is not None else 1))
 
 
 def _build_syncnet_v2(state: StateDict) -> nn.Module:
@@ -143,7 +150,7 @@ def load_state_dict_model(state: StateDict, expected_purpose: str | None = None,
         raise UnsupportedModelError(f"'{source}' looks like {arch.name} but a tensor shape differs: {exc}") from exc
     model.eval()
     logger.debug("loaded %s from %s", arch.name, source)
-    return ModelDescriptor(arch.name, arch.purpose, model, arch.input_size)
+    return ModelDescriptor(arch.name, arch.purpose, model, int(getattr(model, "img_size", arch.input_size)))
 
 
 def load_model_file(path: str | Path, expected_purpose: str | None = None, folder_hint: str | None = None) -> ModelDescriptor:

@@ -1,8 +1,13 @@
 """The Wav2Lip generator (Prajwal et al. 2020), with the reference module names.
 
-Input: a mel window ``[B, 1, 80, 16]`` and six face channels ``[B, 6, 96, 96]`` (the BGR crop with
-its lower half zeroed, then the unmasked BGR reference crop, both in 0..1). Output: ``[B, 3, 96, 96]``
+Input: a mel window ``[B, 1, 80, 16]`` and six face channels ``[B, 6, S, S]`` (the BGR crop with
+its lower half zeroed, then the unmasked BGR reference crop, both in 0..1). Output: ``[B, 3, S, S]``
 BGR in 0..1. Channel order is the caller's job: the released weights were trained on OpenCV BGR.
+
+``S`` is 96 (exactly the published network) or a multiple of it (192, 288) for higher-resolution
+models: those add one encoder stage after the first block (a ``f x f`` stride-``f`` convolution down
+to 96, ``f = S / 96``) and one decoder stage before the output, as community HD variants do. The
+kernel of that stage is ``f``, so a state dict tells its own size (see ``hd_factor``).
 """
 
 from __future__ import annotations
@@ -38,16 +43,36 @@ def build_audio_encoder(residuals_at_256: int) -> nn.Sequential:
     )
 
 
+BASE_SIZE = 96
+SUPPORTED_SIZES = (96, 192, 288)
+
+
+def size_factor(img_size: int) -> int:
+    """``img_size / 96``; raises for sizes that are not a positive multiple of 96."""
+    if img_size < BASE_SIZE or img_size % BASE_SIZE:
+        raise ValueError(f"The model size must be a multiple of {BASE_SIZE} (e.g. {SUPPORTED_SIZES}), got {img_size}.")
+    return img_size // BASE_SIZE
+
+
+def downsample_stage(channels: int, factor: int, n_residual: int = 2) -> nn.Sequential:
+    """The extra HD encoder stage: a ``factor x factor`` stride-``factor`` conv (S -> 96) and residual blocks."""
+    return residual_stage(ConvBlock(channels, channels, factor, factor, 0), channels, n_residual)
+
+
 class Wav2Lip(nn.Module):
     """U-Net style face encoder/decoder conditioned on a 512-d audio embedding at the bottleneck."""
 
-    img_size = 96
+    img_size = BASE_SIZE  # the instance's own size is set in __init__
 
-    def __init__(self) -> None:
+    def __init__(self, img_size: int = BASE_SIZE) -> None:
         super().__init__()
+        factor = size_factor(img_size)
+        self.img_size = img_size
+        hd_encoder = [downsample_stage(16, factor)] if factor > 1 else []  # S -> 96
         self.face_encoder_blocks = nn.ModuleList(
             [
-                nn.Sequential(ConvBlock(6, 16, 7, 1, 3)),  # 96x96
+                nn.Sequential(ConvBlock(6, 16, 7, 1, 3)),  # S x S
+                *hd_encoder,
                 residual_stage(ConvBlock(16, 32, 3, 2, 1), 32, 2),  # 48x48
                 residual_stage(ConvBlock(32, 64, 3, 2, 1), 64, 3),  # 24x24
                 residual_stage(ConvBlock(64, 128, 3, 2, 1), 128, 2),  # 12x12
@@ -68,14 +93,16 @@ class Wav2Lip(nn.Module):
                 residual_stage(ConvTransposeBlock(160, 64, 3, 2, 1, 1), 64, 2),  # 96x96
             ]
         )
+        if factor > 1:  # 96 -> S, then the skip of the full-size first block joins
+            self.face_decoder_blocks.append(residual_stage(ConvTransposeBlock(80, 32, factor, factor, 0), 32, 2))
         self.output_block = nn.Sequential(
-            ConvBlock(80, 32, 3, 1, 1),
+            ConvBlock(80 if factor == 1 else 48, 32, 3, 1, 1),
             nn.Conv2d(32, 3, kernel_size=1, stride=1, padding=0),
             nn.Sigmoid(),
         )
 
     def forward(self, audio_sequences: torch.Tensor, face_sequences: torch.Tensor) -> torch.Tensor:
-        """Generate faces; 5-D inputs ``[B,T,1,80,16]`` / ``[B,6,T,96,96]`` are folded into the batch."""
+        """Generate faces; 5-D inputs ``[B,T,1,80,16]`` / ``[B,6,T,S,S]`` are folded into the batch."""
         batch = audio_sequences.size(0)
         sequence_input = face_sequences.dim() > 4
         if sequence_input:
@@ -95,3 +122,13 @@ class Wav2Lip(nn.Module):
         if sequence_input:
             x = torch.stack(torch.split(x, batch, dim=0), dim=2)
         return x
+
+
+def hd_factor(second_conv_weight: torch.Tensor) -> int:
+    """Size factor (``S / 96``) read from the weight of a model's second encoder conv.
+
+    The published second conv widens the features; the HD stage keeps the width and has an
+    ``f x f`` kernel, so for it the kernel size is the factor.
+    """
+    out_channels, in_channels = second_conv_weight.shape[:2]
+    return int(second_conv_weight.shape[-1]) if out_channels == in_channels else 1

@@ -1,0 +1,225 @@
+"""Training on a tiny synthetic talking head: preprocess, SyncNet and Wav2Lip (+GAN) losses fall,
+checkpoints resume exactly and load into the inference side, HD sizes are built and detected."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from helpers import speechlike, write_audio, write_video
+from synthetic_talker import draw_face, mux, write_talking_clip
+
+from lipsync.audio import load_audio, melspectrogram
+from lipsync.cli import main
+from lipsync.generate import Wav2LipGenerator
+from lipsync.models import load_model_file
+from lipsync.train.checkpoints import latest_checkpoint
+from lipsync.train.dataset import DataFolderError, SyncNetDataset, Wav2LipDataset, load_clips
+from lipsync.train.loop import mean_losses
+from lipsync.train.preprocess import PreprocessOptions, preprocess_folder, resample_frames
+from lipsync.train.syncnet_trainer import SyncNetOptions, train_syncnet
+from lipsync.train.wav2lip_trainer import Wav2LipOptions, train_wav2lip
+
+FULL_FRAME = (0, 96, 0, 96)  # top, bottom, left, right: the drawn face fills the frame
+
+
+@pytest.fixture(scope="module")
+def talker_data(tmp_path_factory) -> Path:
+    """A 2 s, 25 fps moving-mouth clip preprocessed with a fixed box."""
+    root = tmp_path_factory.mktemp("talker")
+    write_talking_clip(root / "videos" / "speaker1", "take1", seconds=2.0, seed=0)
+    report = preprocess_folder(root / "videos", root / "data", None, PreprocessOptions(box=FULL_FRAME))
+    assert report.written == ["speaker1/take1"] and not report.no_face and not report.failed
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def syncnet_run(talker_data, tmp_path_factory):
+    options = SyncNetOptions(
+        data_dir=talker_data, checkpoint_dir=tmp_path_factory.mktemp("syncnet"), batch_size=4, steps=24, learning_rate=1e-3,
+        eval_interval=12, eval_steps=2, checkpoint_interval=12, device="cpu", progress=False,
+    )  # fmt: skip
+    return options, train_syncnet(options)
+
+
+def test_preprocess_writes_the_reference_layout(talker_data) -> None:
+    clip = talker_data / "speaker1" / "take1"
+    marker = json.loads((clip / "done.json").read_text())
+    assert marker["frames"] == marker["faces"] == 50
+    assert sorted(int(path.stem) for path in clip.glob("*.jpg")) == list(range(50))
+    crop = cv2.imread(str(clip / "7.jpg"))  # BGR, as the reference writes and reads crops
+    assert crop.shape == (96, 96, 3)
+    assert np.abs(crop.astype(int)[..., ::-1] - draw_face(96, 0.0).astype(int)).mean() < 20
+    wav = load_audio(clip / "audio.wav")
+    mel = np.load(clip / "mel.npy")
+    assert wav.size == 32000 and mel.shape == (80, 161)
+    assert np.abs(melspectrogram(wav) - mel).max() < 0.05  # the mel of the stored (int16) audio
+
+
+def test_preprocess_is_resumable(talker_data, tmp_path) -> None:
+    videos = talker_data.parent / "videos"
+    data = tmp_path / "data"
+    shutil.copytree(talker_data, data)
+    clip = data / "speaker1" / "take1"
+    before = (clip / "0.jpg").stat().st_mtime_ns
+    report = preprocess_folder(videos, data, None, PreprocessOptions(box=FULL_FRAME))
+    assert report.already_done == ["speaker1/take1"] and not report.written
+    assert (clip / "0.jpg").stat().st_mtime_ns == before
+    (clip / "done.json").unlink()  # as if stopped before the marker: the clip is done again
+    (clip / "stale.jpg").write_bytes(b"")
+    report = preprocess_folder(videos, data, None, PreprocessOptions(box=FULL_FRAME))
+    assert report.written == ["speaker1/take1"] and not (clip / "stale.jpg").exists() and (clip / "done.json").is_file()
+
+
+def test_preprocess_resamples_to_25_fps_and_16_khz(tmp_path) -> None:
+    frames = [np.full((64, 64, 3), 10 * index, np.uint8) for index in range(20)]  # 0.4 s at 50 fps
+    (tmp_path / "videos").mkdir()
+    video = write_video(tmp_path / "fast.mp4", frames, fps=50)
+    mux(video, write_audio(tmp_path / "fast.wav", speechlike(0.4, 44100)[None], 44100), tmp_path / "videos" / "fast.mkv")
+    report = preprocess_folder(tmp_path / "videos", tmp_path / "data", None, PreprocessOptions(box=(0, 64, 0, 64), crop_size=32))
+    assert report.written == ["fast"]
+    clip = tmp_path / "data" / "fast"
+    assert sorted(int(path.stem) for path in clip.glob("*.jpg")) == list(range(10))
+    means = [cv2.imread(str(clip / f"{index}.jpg")).mean() for index in range(10)]
+    assert np.allclose(means, [20 * index for index in range(10)], atol=3)  # every second source frame
+    assert cv2.imread(str(clip / "0.jpg")).shape == (32, 32, 3)
+    assert load_audio(clip / "audio.wav").size == pytest.approx(6400, abs=2)
+
+
+@pytest.mark.parametrize(("source_fps", "expected"), [(30.0, [0, 1, 2, 4, 5, 6, 7, 8, 10, 11]), (12.5, [0, 1, 1, 2, 2, 3, 3, 4, 4, 5])])
+def test_frames_are_resampled_to_the_nearest_source_frame(source_fps, expected) -> None:
+    assert list(resample_frames(range(12), source_fps))[:10] == expected
+
+
+def test_clips_without_face_or_audio_are_skipped_and_reported(tmp_path) -> None:
+    from lipsync.faces.haar import HaarDetector
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "silent.mp4", [draw_face(96, 0.5)] * 8)  # no audio track
+    blank = write_video(tmp_path / "wall.mp4", [np.full((96, 96, 3), 128, np.uint8)] * 10)
+    mux(blank, write_audio(tmp_path / "speech.wav", speechlike(0.4)[None], 16000), videos / "wall.mkv")
+    report = preprocess_folder(videos, tmp_path / "data", HaarDetector(), PreprocessOptions())
+    assert report.no_face == ["wall"] and list(report.failed) == ["silent"]
+    assert "no audio track" in report.failed["silent"]
+    assert not (tmp_path / "data" / "wall").exists() and not (tmp_path / "data" / "silent").exists()
+
+
+def test_empty_or_malformed_data_folder_is_a_clear_error(tmp_path, talker_data, caplog) -> None:
+    with pytest.raises(DataFolderError, match=r"Run `python -m lipsync\.train preprocess"):
+        load_clips(tmp_path)
+    assert main(["train", "syncnet", str(tmp_path), str(tmp_path / "ck"), "--device", "cpu", "-q"]) == 2
+    assert "holds no preprocessed clips" in caplog.text
+    broken = tmp_path / "broken"
+    shutil.copytree(talker_data, broken)
+    np.save(broken / "speaker1" / "take1" / "mel.npy", np.zeros((16, 10), np.float32))
+    with pytest.raises(DataFolderError, match=r"not an \[80, columns\] float mel"):
+        load_clips(broken)
+
+
+def test_datasets_give_reference_samples(talker_data) -> None:
+    clips = load_clips(talker_data)
+    sync = SyncNetDataset(clips, 96, seed=3)
+    labels = [sync[(0, index)][2].item() for index in range(len(sync))]
+    assert 0 < sum(labels) < len(labels)
+    index = labels.index(1.0)
+    faces, mel, _ = sync[(0, index)]
+    start = sync.windows[index][1]
+    assert faces.shape == (15, 48, 96) and mel.shape == (1, 80, 16)
+    window = clips[0].window(start, 96)
+    assert torch.equal(faces[3:6], torch.from_numpy(window[:, 1, 48:]))  # frame 2's lower half on channels 3..5
+    assert np.array_equal(mel[0].numpy(), clips[0].mel[:, int(80.0 * start / 25) :][:, :16])
+    assert torch.equal(sync[(0, index)][0], faces)  # the same key gives the same sample
+    inputs, frame_mels, _, target = Wav2LipDataset(clips, 96)[(0, 0)]
+    assert inputs.shape == (6, 5, 96, 96) and frame_mels.shape == (5, 1, 80, 16) and target.shape == (3, 5, 96, 96)
+    assert torch.all(inputs[:3, :, 48:] == 0) and torch.equal(inputs[:3, :, :48], target[:, :, :48])
+
+
+def test_syncnet_loss_falls_and_checkpoint_loads_for_inference(syncnet_run) -> None:
+    _, result = syncnet_run
+    losses = [row["sync"] for row in result.losses]
+    assert len(losses) == 24
+    assert np.mean(losses[-6:]) < 0.95 * np.mean(losses[:6])
+    assert [step for step, _ in result.evaluations] == [12, 24]
+    raw = torch.load(result.checkpoint, weights_only=True)
+    assert raw["global_step"] == 24 and raw["image_size"] == 96 and "optimizer" in raw
+    assert all(key.startswith("module.") for key in raw["state_dict"])
+    descriptor = load_model_file(result.checkpoint, expected_purpose="sync_expert")
+    assert descriptor.input_size == 96
+    for key, value in descriptor.model.state_dict().items():
+        assert torch.equal(value, raw["state_dict"]["module." + key])
+
+
+def test_resumed_syncnet_repeats_the_uninterrupted_run(syncnet_run, tmp_path) -> None:
+    options, result = syncnet_run
+    halfway = options.checkpoint_dir / "checkpoint_step000000012.pth"
+    resumed = SyncNetOptions(**{**options.__dict__, "checkpoint_dir": tmp_path, "checkpoint": halfway, "steps": 14})
+    continued = train_syncnet(resumed)
+    assert len(continued.losses) == 2
+    assert np.allclose([row["sync"] for row in continued.losses], [row["sync"] for row in result.losses[12:14]], atol=1e-5)
+    assert latest_checkpoint(tmp_path).name == "checkpoint_step000000014.pth"
+
+
+def test_wav2lip_gan_trains_resumes_and_runs_in_the_generator(talker_data, syncnet_run, tmp_path) -> None:
+    expert = syncnet_run[1].checkpoint
+    options = Wav2LipOptions(
+        data_dir=talker_data, checkpoint_dir=tmp_path, batch_size=1, steps=6, learning_rate=5e-4, eval_interval=3, eval_steps=1,
+        checkpoint_interval=6, device="cpu", progress=False, syncnet=expert, gan=True, sync_threshold=10.0,
+    )  # fmt: skip
+    result = train_wav2lip(options)
+    first, last = mean_losses(result.losses[:2]), mean_losses(result.losses[-2:])
+    assert last["l1"] < 0.7 * first["l1"]
+    assert all(np.isfinite(list(row.values())).all() and "disc_real" in row for row in result.losses)
+    # The eval at step 3 found the sync loss under the threshold: it joined the objective, as the reference does.
+    assert "sync" not in result.losses[2] and "sync" in result.losses[3]
+    raw = torch.load(result.checkpoint, weights_only=True)
+    assert raw["syncnet_wt"] == pytest.approx(0.03) and raw["image_size"] == 96 and raw["global_step"] == 6
+    assert (tmp_path / "disc_checkpoint_step000000006.pth").is_file()
+    generator = Wav2LipGenerator.from_file(result.checkpoint)
+    assert generator.img_size == 96
+    crops = np.stack([draw_face(96, 0.3)] * 2)
+    faces = generator(crops, np.load(talker_data / "speaker1" / "take1" / "mel.npy")[None, :, :16].repeat(2, 0))
+    assert faces.shape == (2, 96, 96, 3) and np.isfinite(faces).all()
+    # Resuming restores the generator, discriminator and the raised sync weight.
+    resumed = train_wav2lip(Wav2LipOptions(**{**options.__dict__, "steps": 7, "resume": True}))
+    assert len(resumed.losses) == 1 and "sync" in resumed.losses[0]
+    assert (tmp_path / "disc_checkpoint_step000000007.pth").is_file()
+
+
+def test_wav2lip_needs_an_expert_of_its_size(talker_data, syncnet_run, tmp_path, caplog) -> None:
+    expert = str(syncnet_run[1].checkpoint)
+    argv = ["train", "wav2lip", str(talker_data), str(tmp_path), "--syncnet", expert, "--size", "192", "--device", "cpu", "-q"]
+    assert main(argv) == 2
+    assert "Train a SyncNet with --size 192 first" in caplog.text
+
+
+@pytest.mark.parametrize("size", [192, 288])
+def test_hd_models_record_their_size(size, tmp_path) -> None:
+    from lipsync.models import SyncNetColor, Wav2Lip, save_checkpoint
+    from lipsync.train.discriminator import QualityDiscriminator
+
+    torch.manual_seed(size)
+    path = tmp_path / f"wav2lip_{size}.safetensors"  # no room for extra entries: the size is read from the tensors
+    save_checkpoint(Wav2Lip(size).state_dict(), path)
+    descriptor = load_model_file(path, expected_purpose="generator")
+    assert descriptor.input_size == size and descriptor.model.img_size == size
+    expert = tmp_path / f"expert_{size}.pth"
+    save_checkpoint(SyncNetColor(size).state_dict(), expert, extra={"image_size": size})
+    assert load_model_file(expert, expected_purpose="sync_expert").input_size == size
+    assert QualityDiscriminator(size)(torch.rand(1, 3, 2, size, size)).shape == (2, 1)
+    if size == 192:
+        generator = Wav2LipGenerator(descriptor.model)
+        faces = generator(np.stack([draw_face(size, 0.5)]), np.random.default_rng(0).uniform(-4, 4, (1, 80, 16)).astype(np.float32))
+        assert faces.shape == (1, size, size, 3) and np.isfinite(faces).all()
+
+
+def test_model_size_must_be_a_multiple_of_96() -> None:
+    from lipsync.models import Wav2Lip
+
+    with pytest.raises(ValueError, match="multiple of 96"):
+        Wav2Lip(128)
