@@ -36,17 +36,20 @@ from lipsync.pipeline import LipSyncOptions, lipsync_file
 logger = logging.getLogger("bench_pipeline")
 
 # name: detection on/off and its longest side, optimised generator + channels_last detector, batch sizes,
-# every-Nth-frame detection, a second run that finds its detections cached, threads overlapping I/O, precision
+# every-Nth-frame detection, a second run that finds its detections cached, threads overlapping I/O (None: on with
+# a GPU only), precision
 BASE = dict(
-    detect=True, det_max_side=640, optimize=True, det_batch=16, gen_batch=128, every=1, cached=False, overlap=True, precision="auto"
+    detect=True, det_max_side=640, optimize=True, det_batch=16, gen_batch=128, every=1, cached=False, overlap=None, precision="auto"
 )
 SETTINGS = {
     "reference": {**BASE, "det_max_side": 0, "optimize": False, "overlap": False, "precision": "fp32"},
     "default": BASE,
+    "default-overlap": {**BASE, "overlap": True},
     "every-5": {**BASE, "every": 5},
+    "every-5-overlap": {**BASE, "every": 5, "overlap": True},
     "cached-rerun": {**BASE, "cached": True},
     "fixed-box": {**BASE, "detect": False},
-    "fixed-box-serial": {**BASE, "detect": False, "overlap": False},
+    "fixed-box-overlap": {**BASE, "detect": False, "overlap": True},
     "fixed-box-fp32": {**BASE, "detect": False, "precision": "fp32"},
 }
 

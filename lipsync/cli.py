@@ -101,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-detection-cache", action="store_true", help="neither read nor write the detection cache")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="generator arithmetic; auto = fp16 on CUDA, fp32 on CPU")
-    parser.add_argument("--no-overlap", action="store_true", help="decode, generate and encode in turn instead of in parallel threads")
+    parser.add_argument(
+        "--overlap",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="decode + detect and encode in background threads while generating; auto = on with a GPU",
+    )
     parser.add_argument("--max-gap", type=int, default=0, help="interpolate the face box over gaps of up to this many face-less frames")
     parser.add_argument(
         "--length-mode",
@@ -155,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         crf=args.crf,
         detect_every=args.detect_every,
         detection_cache=None if args.no_detection_cache else (args.detection_cache or default_cache_dir()),
-        overlap=not args.no_overlap,
+        overlap={"auto": None, "on": True, "off": False}[args.overlap],
         max_gap=args.max_gap,
         length_mode=args.length_mode,
         paste=PasteOptions(args.paste_mode, args.mask_size, args.mask_feather, args.mask_offset, args.colour_match),

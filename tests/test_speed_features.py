@@ -17,6 +17,7 @@ from lipsync.faces import FaceDetector
 from lipsync.faces.cache import CACHE_FILE, CachedDetector
 from lipsync.faces.sparse import SparseDetector, interpolate_detections, key_frames
 from lipsync.generate import Wav2LipGenerator
+from lipsync.media import iter_video_frames
 from lipsync.models import Wav2Lip
 from lipsync.overlap import BackgroundConsumer, prefetch
 from lipsync.pipeline import LipSyncOptions, lipsync_file
@@ -185,7 +186,8 @@ def test_background_consumer_reraises_and_drops_on_error() -> None:
             consumer.put(item)
 
 
-def test_encoder_failure_leaves_no_output(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("overlap", [True, False])
+def test_encoder_failure_leaves_no_output(tmp_path, monkeypatch, overlap: bool) -> None:
     from lipsync import encode
 
     video = write_video(tmp_path / "face.mp4", indexed_frames(20, 96, 160))
@@ -200,9 +202,22 @@ def test_encoder_failure_leaves_no_output(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(encode.VideoWriter, "write", failing_write)
     generator = Wav2LipGenerator(TinyGenerator(), batch_size=4)
     with pytest.raises(OSError, match="disk full"):
-        lipsync_file(video, speech, tmp_path / "out.mp4", generator, None, LipSyncOptions(box=(0, 96, 0, 96)))
+        lipsync_file(video, speech, tmp_path / "out.mp4", generator, None, LipSyncOptions(box=(0, 96, 0, 96), overlap=overlap))
     assert not (tmp_path / "out.mp4").exists()
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
+def test_overlapped_run_writes_the_same_frames_as_the_serial_one(tmp_path) -> None:
+    video = write_video(tmp_path / "face.mp4", indexed_frames(30, 96, 160))
+    speech = write_audio(tmp_path / "speech.wav", speechlike(1.4), 16000)
+    generator = Wav2LipGenerator(TinyGenerator(), batch_size=4)
+    outputs = []
+    for overlap in (True, False):
+        output = tmp_path / f"out-{overlap}.mp4"
+        lipsync_file(video, speech, output, generator, MovingFaceDetector(), LipSyncOptions(overlap=overlap, detect_every=2))
+        outputs.append(np.stack(list(iter_video_frames(output))))
+    assert outputs[0].shape[0] == 32  # the speech sets the length: 1.4 s of mel at 25 fps
+    np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
 def test_precision_choice() -> None:
