@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from .device import PRECISIONS
 from .errors import LipSyncError
+from .faces.choice import DETECTORS
 from .faces.stream import BEST, FACE_CHOICES
 
 logger = logging.getLogger("lipsync")
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--s3fd", help="s3fd.pth face detector weights (not needed with --box)")
     parser.add_argument(
         "--detector",
-        choices=("s3fd", "opencv"),
+        choices=DETECTORS,
         default="s3fd",
         help="s3fd (best; needs --s3fd) or opencv (OpenCV's Haar cascade: frontal faces, no download)",
     )
@@ -135,16 +136,17 @@ def run(args: argparse.Namespace) -> int:
     from .blend import PasteOptions
     from .device import pick_device
     from .faces.cache import default_cache_dir
-    from .faces.detector import S3FDDetector
+    from .faces.choice import build_detector
     from .faces.track import Pads
     from .generate import Wav2LipGenerator
     from .media import FrameTransform
     from .pipeline import LipSyncOptions, lipsync_file
 
     box = None if args.box[0] == -1 else tuple(args.box)
-    if box is None and args.detector == "s3fd" and not args.s3fd:
-        raise LipSyncError("Face detection needs --s3fd PATH/TO/s3fd.pth (or --detector opencv, or a fixed --box).")
     device = pick_device(args.device)
+    detector = None
+    if box is None:
+        detector = build_detector(args.detector, args.s3fd, device, args.det_max_side, args.face_det_batch_size)
     options = LipSyncOptions(
         pads=Pads(*args.pads),
         box=box,
@@ -168,9 +170,6 @@ def run(args: argparse.Namespace) -> int:
         codeformer_fidelity=args.codeformer_fidelity,
     )
     generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size, precision=args.precision)
-    detector = None
-    if box is None:
-        detector = S3FDDetector.from_file(args.s3fd, device=device, max_side=args.det_max_side, batch_size=args.face_det_batch_size)
     restorer = None
     if args.restorer:
         from .restore import load_face_restorer

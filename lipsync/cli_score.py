@@ -112,12 +112,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _detector(args: argparse.Namespace, device: torch.device) -> FaceDetector:
-    if args.detector == "opencv":
-        from .faces.haar import HaarDetector
+    from .faces.choice import build_detector
 
-        return HaarDetector()
-    if not args.s3fd:
-        raise LipSyncError("Face detection needs --s3fd PATH/TO/s3fd.pth (or --detector opencv, a fixed --box, or --input face-crops).")
-    from .faces.detector import S3FDDetector
-
-    return S3FDDetector.from_file(args.s3fd, device=device, max_side=args.det_max_side)
+    alternatives = "--detector opencv, a fixed --box, or --input face-crops"
+    return build_detector(args.detector, args.s3fd, device, args.det_max_side, alternatives=alternatives)

@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pytest
 from helpers import speechlike, write_audio, write_video
+from skimage import data
 
 from lipsync.cli import main
 
@@ -54,3 +57,14 @@ def test_unreadable_audio_is_exit_code_2(tmp_path, wav2lip_checkpoint, caplog) -
     assert main([*args, "-o", str(output), "-q"]) == 2
     assert "speech.mp3" in caplog.text
     assert not output.exists()
+
+
+@pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")
+def test_opencv_detector_needs_no_weights(tmp_path, wav2lip_checkpoint) -> None:
+    portrait = tmp_path / "portrait.png"
+    cv2.imwrite(str(portrait), cv2.cvtColor(cv2.resize(data.astronaut(), (256, 256)), cv2.COLOR_RGB2BGR))
+    speech = write_audio(tmp_path / "speech.wav", speechlike(0.4), 16000)
+    output = tmp_path / "talking.mp4"
+    code = main(["--face", str(portrait), "--audio", str(speech), "--checkpoint", str(wav2lip_checkpoint), "--detector", "opencv",
+                 "-o", str(output), "-q"])  # fmt: skip
+    assert code == 0 and output.stat().st_size > 1000

@@ -7,7 +7,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import LipSyncError
 from ..models.wav2lip import SUPPORTED_SIZES
 
 logger = logging.getLogger(__name__)
@@ -100,18 +99,10 @@ def _preprocess(args: argparse.Namespace) -> int:
 
     detector = None
     if args.box is None:
-        if args.detector == "opencv":
-            from ..faces.haar import HaarDetector
+        from ..device import pick_device
+        from ..faces.choice import build_detector
 
-            detector = HaarDetector()
-        else:
-            if args.s3fd is None:
-                raise LipSyncError("Face detection needs --s3fd PATH/TO/s3fd.pth (or --detector opencv, or a fixed --box).")
-            from ..device import pick_device
-            from ..faces.detector import S3FDDetector
-
-            detector = S3FDDetector.from_file(args.s3fd, device=pick_device(args.device), max_side=args.det_max_side,
-                                              batch_size=args.batch_size)  # fmt: skip
+        detector = build_detector(args.detector, args.s3fd, pick_device(args.device), args.det_max_side, args.batch_size)
     options = PreprocessOptions(pads=Pads(*args.pads), smooth=not args.nosmooth, box=tuple(args.box) if args.box else None,
                                 crop_size=args.crop_size, batch_size=args.batch_size)  # fmt: skip
     report = preprocess_folder(args.videos_dir, args.out_dir, detector, options)
