@@ -20,9 +20,8 @@ from .audio import MelWindows, load_audio, melspectrogram
 from .blend import PasteOptions, paste_faces_blended
 from .encode import VideoWriter
 from .errors import NoFaceError
-from .faces.cache import CachedDetector
 from .faces.detector import FaceDetector
-from .faces.sparse import SparseDetector
+from .faces.sparse import wrap_detection
 from .faces.stream import BEST, first_face_box, track_faces
 from .faces.track import Box, Pads, fixed_box
 from .framestore import FrameStore
@@ -208,11 +207,7 @@ def wrap_detector(detector: FaceDetector | None, options: LipSyncOptions) -> Fac
     """Add the detection cache and every-Nth-frame detection that ``options`` ask for."""
     if detector is None or options.box is not None:
         return detector
-    if options.detection_cache is not None:
-        detector = CachedDetector(detector, options.detection_cache)
-    if options.detect_every > 1:
-        detector = SparseDetector(detector, options.detect_every)
-    return detector
+    return wrap_detection(detector, options.detect_every, options.detection_cache)
 
 
 def _require(detector: FaceDetector | None) -> FaceDetector:

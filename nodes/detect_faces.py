@@ -9,10 +9,9 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.faces.cache import CachedDetector
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
-from ..lipsync.faces.sparse import SparseDetector
+from ..lipsync.faces.sparse import wrap_detection
 from ..lipsync.faces.stream import BEST, FACE_CHOICES, track_faces
 from ..lipsync.faces.track import FaceTrack, Pads
 from ..lipsync.faces.track import fixed_box as validated_box
@@ -102,11 +101,7 @@ class DetectFaces(io.ComfyNode):
             return io.NodeOutput(track, 0)
         if face_detector is None:
             raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
-        detector = make_detector(face_detector, batch_size)
-        if cache_dir is not None:
-            detector = CachedDetector(detector, cache_dir)
-        if detect_every > 1:
-            detector = SparseDetector(detector, detect_every)
+        detector = wrap_detection(make_detector(face_detector, batch_size), detect_every, cache_dir)
         progress = Progress(count)
 
         def uint8_frames() -> Iterator[np.ndarray]:

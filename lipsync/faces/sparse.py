@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from .cache import CachedDetector
 from .detector import FaceDetector
+from .track import box_ious
 
 
 def key_frames(count: int, every: int) -> list[int]:
@@ -23,18 +26,6 @@ def key_frames(count: int, every: int) -> list[int]:
     return keys
 
 
-def box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``first`` [A, 4+] with every box in ``second`` [B, 4+]."""
-    x1 = np.maximum(first[:, None, 0], second[None, :, 0])
-    y1 = np.maximum(first[:, None, 1], second[None, :, 1])
-    x2 = np.minimum(first[:, None, 2], second[None, :, 2])
-    y2 = np.minimum(first[:, None, 3], second[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_first = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
-    area_second = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
-    return inter / np.maximum(area_first[:, None] + area_second[None, :] - inter, 1e-6)
-
-
 def interpolate_detections(before: np.ndarray, after: np.ndarray, weight: float, min_iou: float = 0.3) -> np.ndarray:
     """Detections at fraction ``weight`` (0..1) of the way from key frame ``before`` to ``after``.
 
@@ -43,7 +34,7 @@ def interpolate_detections(before: np.ndarray, after: np.ndarray, weight: float,
     """
     if len(before) == 0 or len(after) == 0:
         return (before if weight < 0.5 else after).copy()
-    overlap = box_iou(before, after)
+    overlap = box_ious(before, after)
     rows = []
     matched_after = set()
     for index, detection in enumerate(before):
@@ -84,3 +75,13 @@ class SparseDetector(FaceDetector):
 
     def settings_key(self) -> str:
         return f"sparse({self.every})/{self.detector.settings_key()}"
+
+
+def wrap_detection(detector: FaceDetector, every: int = 1, cache_dir: str | Path | None = None) -> FaceDetector:
+    """``detector`` behind the detection cache (when ``cache_dir`` is given) and every-Nth-frame detection.
+
+    The cache sits inside, so a rerun finds the same key frames cached and skips the network entirely.
+    """
+    if cache_dir is not None:
+        detector = CachedDetector(detector, cache_dir)
+    return SparseDetector(detector, every) if every > 1 else detector

@@ -106,15 +106,22 @@ def smooth_boxes(boxes: Iterable[Box | None], window: int = SMOOTHING_WINDOW) ->
     return result
 
 
+def box_ious(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``first`` [A, 4+] with every box in ``second`` [B, 4+] (x1, y1, x2, y2)."""
+    x1 = np.maximum(first[:, None, 0], second[None, :, 0])
+    y1 = np.maximum(first[:, None, 1], second[None, :, 1])
+    x2 = np.minimum(first[:, None, 2], second[None, :, 2])
+    y2 = np.minimum(first[:, None, 3], second[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_first = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
+    area_second = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
+    union = area_first[:, None] + area_second[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64), where=union > 0)
+
+
 def box_iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes (0 when they do not overlap)."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(box_ious(np.asarray([a], dtype=np.float64), np.asarray([b], dtype=np.float64))[0, 0])
 
 
 class GapFiller:

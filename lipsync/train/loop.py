@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..device import autocast as device_autocast
 from .dataset import WindowDataset
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,7 @@ def seed_everything(seed: int) -> None:
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """float16 autocast on CUDA when ``enabled``; a no-op elsewhere (CPU/MPS train in float32)."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+    return device_autocast(device, torch.float16 if enabled and device.type == "cuda" else None)
 
 
 def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
