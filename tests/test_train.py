@@ -191,6 +191,36 @@ def test_wav2lip_gan_trains_resumes_and_runs_in_the_generator(talker_data, syncn
     assert (tmp_path / "disc_checkpoint_step000000007.pth").is_file()
 
 
+@pytest.mark.parametrize(("learner", "frozen"), [("disc", {"learning_rate": 0.0}), ("generator", {"disc_learning_rate": 0.0})])
+def test_each_side_of_the_gan_learns_against_the_other(learner, frozen, talker_data, syncnet_run, tmp_path) -> None:
+    # A GAN's two losses pull against each other, so each is shown falling while the other side holds still
+    # (learning rate 0): the discriminator learns real from generated lower halves, the generator learns to fool it.
+    options = Wav2LipOptions(
+        data_dir=talker_data, checkpoint_dir=tmp_path, batch_size=1, steps=12, eval_interval=100, eval_steps=1, checkpoint_interval=100,
+        device="cpu", progress=False, syncnet=syncnet_run[1].checkpoint, gan=True, disc_weight=0.5, **frozen,
+    )  # fmt: skip
+    rows = train_wav2lip(options).losses
+    if learner == "disc":
+        disc = [row["disc_real"] + row["disc_fake"] for row in rows]
+        assert disc[0] == pytest.approx(2 * np.log(2), abs=0.2)  # chance at the start
+        assert np.mean(disc[-3:]) < 0.2
+    else:
+        realism = [row["realism"] for row in rows]
+        assert np.mean(realism[-3:]) < 0.6 * np.mean(realism[:3])
+        assert rows[-1]["disc_real"] == pytest.approx(rows[0]["disc_real"], abs=0.1)  # the discriminator did not move
+
+
+def test_quality_discriminator_starts_out_seeing_its_input() -> None:
+    # He initialisation: with PyTorch's default one the logit spread over different inputs is ~1e-6 (a constant
+    # output, the reference's long stall at ln 2); here it is large enough for the first steps to learn from.
+    from lipsync.train.discriminator import QualityDiscriminator
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        logits = QualityDiscriminator()(torch.rand(16, 3, 1, 96, 96))
+    assert logits.std() > 1e-2 and logits.abs().max() < 2.0
+
+
 def test_wav2lip_needs_an_expert_of_its_size(talker_data, syncnet_run, tmp_path, caplog) -> None:
     expert = str(syncnet_run[1].checkpoint)
     argv = ["train", "wav2lip", str(talker_data), str(tmp_path), "--syncnet", expert, "--size", "192", "--device", "cpu", "-q"]

@@ -3,6 +3,12 @@
 Module names follow the reference ``Wav2Lip_disc_qual``, so its checkpoints load at 96. It judges the
 lower half of each frame. The reference's final Sigmoid is left to the loss
 (``binary_cross_entropy_with_logits``, the same maths, stable and safe under mixed precision).
+
+One deliberate change: the convolutions start from He initialisation for LeakyReLU(0.01). With
+PyTorch's default initialisation each of the 13 unnormalised layers shrinks the signal about
+six-fold, so the logit barely depends on the input and the reference's real/fake losses sit at
+ln 2 for thousands of steps (Rudrabha/Wav2Lip issues 258, 314, 403), then jump. The layout and
+checkpoints are unchanged; this only matters when a discriminator is trained from scratch.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from torch.nn import functional as F
 
 from ..models.wav2lip import BASE_SIZE, size_factor
 
+LEAK = 0.01  # the negative slope of the reference's LeakyReLU
+
 
 class NoNormConv(nn.Module):
     """Conv2d + LeakyReLU(0.01), the reference ``nonorm_Conv2d``."""
@@ -20,7 +28,9 @@ class NoNormConv(nn.Module):
     def __init__(self, cin: int, cout: int, kernel_size: int, stride: int | tuple[int, int], padding: int) -> None:
         super().__init__()
         self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel_size, stride, padding))
-        self.act = nn.LeakyReLU(0.01)
+        self.act = nn.LeakyReLU(LEAK)
+        nn.init.kaiming_normal_(self.conv_block[0].weight, a=LEAK, nonlinearity="leaky_relu")
+        nn.init.zeros_(self.conv_block[0].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv_block(x))
