@@ -47,7 +47,11 @@ class CropFaces(io.ComfyNode):
                 io.Image.Input("frames", tooltip="The frames given to Detect Faces."),
                 FaceTrackSocket.Input("face_track", tooltip="From Detect Faces."),
                 SpeechWindowsSocket.Input("mel_windows", optional=True, tooltip="From Audio to Mel Windows: follow the speech length."),
-                io.Int.Input("size", default=96, min=32, max=1024, step=8, tooltip="Crop size; 96 for the released Wav2Lip models."),
+                io.Int.Input(
+                    "size", default=96, min=32, max=1024, step=8,
+                    tooltip="Crop size: the Wav2Lip model's, 96 for the released models, 192 or 288 for one trained at that size "
+                    "(Wav2Lip Generate says which it needs).",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="face_crops"),
