@@ -1,5 +1,5 @@
-"""Training on a tiny synthetic talking head: preprocess, SyncNet and Wav2Lip (+GAN) losses fall,
-checkpoints resume exactly and load into the inference side, HD sizes are built and detected."""
+"""Training on a tiny synthetic talking head: preprocess; the SyncNet, L1, expert sync, discriminator and realism
+losses fall; checkpoints resume exactly and load into the inference side; HD sizes are built and detected."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from lipsync.models import load_model_file
 from lipsync.train.checkpoints import latest_checkpoint
 from lipsync.train.dataset import DataFolderError, SyncNetDataset, Wav2LipDataset, load_clips
 from lipsync.train.loop import mean_losses
+from lipsync.train.losses import expert_sync_loss
 from lipsync.train.preprocess import PreprocessOptions, preprocess_folder, resample_frames
 from lipsync.train.syncnet_trainer import SyncNetOptions, train_syncnet
-from lipsync.train.wav2lip_trainer import Wav2LipOptions, train_wav2lip
+from lipsync.train.wav2lip_trainer import Wav2LipOptions, Wav2LipTrainer, load_expert, train_wav2lip
 
 FULL_FRAME = (0, 96, 0, 96)  # top, bottom, left, right: the drawn face fills the frame
 
@@ -40,11 +41,28 @@ def talker_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def syncnet_run(talker_data, tmp_path_factory):
+    """An expert trained long enough (60 steps of 8) to tell in-sync windows from shifted ones."""
     options = SyncNetOptions(
-        data_dir=talker_data, checkpoint_dir=tmp_path_factory.mktemp("syncnet"), batch_size=4, steps=24, learning_rate=1e-3,
-        eval_interval=12, eval_steps=2, checkpoint_interval=12, device="cpu", progress=False,
+        data_dir=talker_data, checkpoint_dir=tmp_path_factory.mktemp("syncnet"), batch_size=8, steps=60, learning_rate=1e-3,
+        eval_interval=30, eval_steps=2, checkpoint_interval=30, device="cpu", progress=False,
     )  # fmt: skip
     return options, train_syncnet(options)
+
+
+@pytest.fixture(scope="module")
+def l1_generator(talker_data, syncnet_run, tmp_path_factory) -> Path:
+    """A generator after 24 steps of L1 alone (the reference's first stage): faces the expert can judge."""
+    options = Wav2LipOptions(
+        data_dir=talker_data, checkpoint_dir=tmp_path_factory.mktemp("l1"), batch_size=1, steps=24, learning_rate=5e-4,
+        eval_interval=100, eval_steps=1, checkpoint_interval=100, device="cpu", progress=False, syncnet=syncnet_run[1].checkpoint,
+        sync_threshold=0.0,
+    )  # fmt: skip
+    return train_wav2lip(options).checkpoint
+
+
+def windows(dataset: Wav2LipDataset, indices) -> tuple[torch.Tensor, ...]:
+    """A batch (inputs, frame mels, window mel, target) of the given windows, in order."""
+    return tuple(torch.stack(parts) for parts in zip(*[dataset[(0, index)] for index in indices], strict=True))
 
 
 def test_preprocess_writes_the_reference_layout(talker_data) -> None:
@@ -140,29 +158,36 @@ def test_datasets_give_reference_samples(talker_data) -> None:
     assert torch.all(inputs[:3, :, 48:] == 0) and torch.equal(inputs[:3, :, :48], target[:, :, :48])
 
 
-def test_syncnet_loss_falls_and_checkpoint_loads_for_inference(syncnet_run) -> None:
+def test_syncnet_loss_falls_and_checkpoint_loads_for_inference(syncnet_run, talker_data) -> None:
     _, result = syncnet_run
     losses = [row["sync"] for row in result.losses]
-    assert len(losses) == 24
-    assert np.mean(losses[-6:]) < 0.95 * np.mean(losses[:6])
-    assert [step for step, _ in result.evaluations] == [12, 24]
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.85 * np.mean(losses[:10])
+    assert [step for step, _ in result.evaluations] == [30, 60]
     raw = torch.load(result.checkpoint, weights_only=True)
-    assert raw["global_step"] == 24 and raw["image_size"] == 96 and "optimizer" in raw
+    assert raw["global_step"] == 60 and raw["image_size"] == 96 and "optimizer" in raw
     assert all(key.startswith("module.") for key in raw["state_dict"])
     descriptor = load_model_file(result.checkpoint, expected_purpose="sync_expert")
     assert descriptor.input_size == 96
     for key, value in descriptor.model.state_dict().items():
         assert torch.equal(value, raw["state_dict"]["module." + key])
+    # It has learnt the task: every window of the clip in sync against its own speech, and 3 windows off.
+    dataset = Wav2LipDataset(load_clips(talker_data), 96)
+    _, _, window_mel, faces = windows(dataset, range(len(dataset)))
+    with torch.no_grad():
+        in_sync = expert_sync_loss(descriptor.model.eval(), window_mel, faces).item()
+        shifted = expert_sync_loss(descriptor.model, window_mel, faces.roll(3, 0)).item()
+    assert in_sync < 0.6 * shifted
 
 
 def test_resumed_syncnet_repeats_the_uninterrupted_run(syncnet_run, tmp_path) -> None:
     options, result = syncnet_run
-    halfway = options.checkpoint_dir / "checkpoint_step000000012.pth"
-    resumed = SyncNetOptions(**{**options.__dict__, "checkpoint_dir": tmp_path, "checkpoint": halfway, "steps": 14})
+    halfway = options.checkpoint_dir / "checkpoint_step000000030.pth"
+    resumed = SyncNetOptions(**{**options.__dict__, "checkpoint_dir": tmp_path, "checkpoint": halfway, "steps": 32})
     continued = train_syncnet(resumed)
     assert len(continued.losses) == 2
-    assert np.allclose([row["sync"] for row in continued.losses], [row["sync"] for row in result.losses[12:14]], atol=1e-5)
-    assert latest_checkpoint(tmp_path).name == "checkpoint_step000000014.pth"
+    assert np.allclose([row["sync"] for row in continued.losses], [row["sync"] for row in result.losses[30:32]], atol=1e-5)
+    assert latest_checkpoint(tmp_path).name == "checkpoint_step000000032.pth"
 
 
 def test_wav2lip_gan_trains_resumes_and_runs_in_the_generator(talker_data, syncnet_run, tmp_path) -> None:
@@ -189,6 +214,25 @@ def test_wav2lip_gan_trains_resumes_and_runs_in_the_generator(talker_data, syncn
     resumed = train_wav2lip(Wav2LipOptions(**{**options.__dict__, "steps": 7, "resume": True}))
     assert len(resumed.losses) == 1 and "sync" in resumed.losses[0]
     assert (tmp_path / "disc_checkpoint_step000000007.pth").is_file()
+
+
+def test_generator_learns_sync_from_the_frozen_expert(talker_data, syncnet_run, l1_generator, tmp_path) -> None:
+    # The sync loss alone (weight 1, L1 weight 0) on two fixed windows: the expert's gradient, through its frozen
+    # weights, moves the generator's mouths towards the speech. (From a random generator's grey faces it cannot:
+    # the expert gives them one embedding, which is why the reference adds the sync loss only later.)
+    expert = syncnet_run[1].checkpoint
+    options = Wav2LipOptions(
+        data_dir=talker_data, checkpoint_dir=tmp_path, syncnet=expert, syncnet_weight=1.0, learning_rate=1e-4, reset_optimizer=True,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    trainer = Wav2LipTrainer(options, load_expert(expert, 96), torch.device("cpu"))
+    trainer.resume_from(l1_generator, None)
+    assert trainer.syncnet_weight == 1.0  # the explicit weight, not the checkpoint's 0
+    batch = windows(Wav2LipDataset(load_clips(talker_data), 96), (3, 17))
+    expert_before = [value.clone() for value in trainer.expert.state_dict().values()]
+    sync = [trainer.train_step(batch)["sync"] for _ in range(6)]
+    assert np.mean(sync[-2:]) < 0.6 * sync[0]
+    assert all(torch.equal(a, b) for a, b in zip(expert_before, trainer.expert.state_dict().values(), strict=True))
 
 
 @pytest.mark.parametrize(("learner", "frozen"), [("disc", {"learning_rate": 0.0}), ("generator", {"disc_learning_rate": 0.0})])
@@ -219,6 +263,24 @@ def test_quality_discriminator_starts_out_seeing_its_input() -> None:
     with torch.no_grad():
         logits = QualityDiscriminator()(torch.rand(16, 3, 1, 96, 96))
     assert logits.std() > 1e-2 and logits.abs().max() < 2.0
+
+
+def test_starting_from_a_checkpoint_keeps_this_runs_learning_rate(tmp_path) -> None:
+    # Fine-tuning with --lr 1e-5 from a file saved at 5e-4 takes the file's Adam moments but trains at 1e-5.
+    from lipsync.train.checkpoints import restore, save_training_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    path = save_training_checkpoint(tmp_path / "checkpoint_step000000001.pth", model, optimizer, 1, 0)
+    fresh = torch.nn.Linear(3, 2)
+    fine_tune = torch.optim.Adam(fresh.parameters(), lr=1e-5)
+    restore(path, fresh, fine_tune)
+    assert fine_tune.param_groups[0]["lr"] == 1e-5
+    assert torch.equal(fine_tune.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(fresh.weight, model.weight)
 
 
 def test_wav2lip_needs_an_expert_of_its_size(talker_data, syncnet_run, tmp_path, caplog) -> None:

@@ -67,7 +67,8 @@ def read_training_checkpoint(path: Path) -> dict:
 
 
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, reset_optimizer: bool = False) -> dict:
-    """Load weights (and optimizer state unless ``reset_optimizer``) from ``path``; returns the checkpoint dict."""
+    """Load weights (and optimizer state unless ``reset_optimizer``, keeping the optimizer's learning rate) from ``path``;
+    returns the checkpoint dict."""
     raw = read_training_checkpoint(path)
     state = unwrap_state_dict(raw, path)
     own = model.state_dict()
@@ -81,9 +82,12 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | Non
             f"(the file's size: {size}): {str(error).splitlines()[0]}. Pass the matching --size or another file."
         ) from error
     if optimizer is not None and not reset_optimizer and isinstance(raw.get("optimizer"), Mapping):
+        learning_rates = [group["lr"] for group in optimizer.param_groups]
         try:
             optimizer.load_state_dict(raw["optimizer"])
         except (ValueError, KeyError) as error:
             logger.warning("optimizer state in %s does not fit (%s); starting a fresh optimizer", path, error)
+        for group, learning_rate in zip(optimizer.param_groups, learning_rates, strict=True):
+            group["lr"] = learning_rate  # this run's --lr, not the one saved with the moments
     logger.info("restored %s (step %s)", path, raw.get("global_step", 0))
     return raw

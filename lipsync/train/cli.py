@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
             job.add_argument("--syncnet", type=Path, required=True, help="expert SyncNet (lipsync_expert.pth) of the same size")
             job.add_argument("--gan", action="store_true", help="train with the visual-quality discriminator (wav2lip_gan recipe)")
             job.add_argument("--disc-checkpoint", type=Path, help="discriminator to start from (with --checkpoint)")
-            job.add_argument("--syncnet-wt", type=float, default=0.0, help="starting sync loss weight")
+            job.add_argument("--syncnet-wt", type=float, help="starting sync loss weight (default: the checkpoint's when resuming, else 0)")
             job.add_argument("--syncnet-wt-target", type=float, help="weight once eval sync loss < threshold (0.03 gan, 0.01 without)")
             job.add_argument("--sync-threshold", type=float, default=0.75, help="eval sync loss that raises the weight")
             job.add_argument("--disc-wt", type=float, default=0.07, help="weight of the discriminator's realism loss")

@@ -35,7 +35,7 @@ class Wav2LipOptions(LoopOptions):
 
     syncnet: Path | None = None  # the expert (lipsync_expert.pth or one trained here), same size as the model
     gan: bool = False  # add the visual-quality discriminator (the HQ / "wav2lip_gan" recipe)
-    syncnet_weight: float = 0.0  # starting weight of the sync loss
+    syncnet_weight: float | None = None  # starting weight of the sync loss; None: the checkpoint's (resuming), else 0
     syncnet_weight_target: float | None = None  # raised to this (0.03 with gan, 0.01 without) ...
     sync_threshold: float = 0.75  # ... once the eval sync loss is below this
     disc_weight: float = 0.07
@@ -58,7 +58,7 @@ class Wav2LipTrainer:
             self.disc = QualityDiscriminator(options.img_size).to(device)
             self.disc_optimizer = torch.optim.Adam(self.disc.parameters(), lr=options.disc_learning_rate, betas=(0.5, 0.999))
             self.disc_scaler = grad_scaler(device, options.mixed_precision)
-        self.syncnet_weight = options.syncnet_weight
+        self.syncnet_weight = options.syncnet_weight or 0.0
         target = options.syncnet_weight_target
         self.syncnet_weight_target = target if target is not None else (0.03 if options.gan else 0.01)
         self.step = 0
@@ -74,7 +74,8 @@ class Wav2LipTrainer:
         self.step = int(raw.get("global_step", 0) or 0)
         self.epoch = int(raw.get("global_epoch", 0) or 0)
         self.epoch_batch = int(raw.get("epoch_batch", 0) or 0)
-        self.syncnet_weight = float(raw.get("syncnet_wt", self.syncnet_weight))
+        if self.options.syncnet_weight is None:  # an explicit weight wins over the one the checkpoint reached
+            self.syncnet_weight = float(raw.get("syncnet_wt", self.syncnet_weight))
         if self.disc is not None and disc_path is not None:
             restore(disc_path, self.disc, self.disc_optimizer, self.options.reset_optimizer)
 
