@@ -41,7 +41,13 @@ def model_files(folder: str) -> list[str]:
 
 
 def load_weights(folder: str, filename: str, purpose: str) -> ModelDescriptor:
-    """Find ``filename`` in a model folder and build the model it holds, checking what it is for.
+    """Find ``filename`` in a model folder and build the model it holds, checking what it is for."""
+    path, state = read_weights(folder, filename)
+    return load_state_dict_model(state, expected_purpose=purpose, source=os.path.basename(path))
+
+
+def read_weights(folder: str, filename: str) -> tuple[str, dict]:
+    """The path and state dict of ``filename`` in a model folder, read safely (no pickled code).
 
     A missing file (or the empty-folder placeholder) raises an error naming the file, the folder and
     the ``python -m lipsync weights download`` command that fetches it into that folder.
@@ -59,8 +65,7 @@ def load_weights(folder: str, filename: str, purpose: str) -> ModelDescriptor:
         )
     from comfy.utils import load_torch_file
 
-    state = unwrap_state_dict(load_torch_file(path, safe_load=True), path)
-    return load_state_dict_model(state, expected_purpose=purpose, source=os.path.basename(path))
+    return path, unwrap_state_dict(load_torch_file(path, safe_load=True), path)
 
 
 def patch(model: torch.nn.Module) -> ModelPatcher:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 
-import folder_paths
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.errors import WeightsNotFoundError
-from ..lipsync.models.checkpoint import unwrap_state_dict
 from ..lipsync.restore.model import describe, pick_dtype
-from .comfy_glue import model_files, patch, register_model_folders
+from .comfy_glue import model_files, patch, read_weights, register_model_folders
 from .sockets import CATEGORY, FaceRestorerModel, RestorerSpec
 
 register_model_folders()
@@ -35,12 +32,7 @@ class LoadFaceRestorer(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
-        path = folder_paths.get_full_path("facerestore_models", model_name)
-        if path is None:
-            raise WeightsNotFoundError(model_name, " or ".join(folder_paths.get_folder_paths("facerestore_models")))
-        from comfy.utils import load_torch_file
-
-        state = unwrap_state_dict(load_torch_file(path, safe_load=True), path)
+        path, state = read_weights("facerestore_models", model_name)
         model, info = describe(state, source=os.path.basename(path))
         # bf16 on CUDA where the architecture allows it, decided once here so runs never re-cast the weights.
         model = model.to(pick_dtype(info, model_management.get_torch_device()))

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..device import autocast as device_autocast
-from .dataset import WindowDataset
+from .dataset import WindowDataset, load_clips, split_clips
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def train_and_eval_sets(options: LoopOptions, dataset_type: type[WindowDataset]) -> tuple[WindowDataset, WindowDataset]:
+    """The data folder's clips split into a training and an evaluation dataset, each with its own seed."""
+    train_clips, eval_clips = split_clips(load_clips(options.data_dir), options.val_fraction)
+    return dataset_type(train_clips, options.img_size, options.seed), dataset_type(eval_clips, options.img_size, options.seed + 1)
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

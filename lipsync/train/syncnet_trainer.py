@@ -14,8 +14,8 @@ import torch
 from ..device import pick_device
 from ..models.syncnet import SyncNetColor
 from .checkpoints import GENERATOR_PREFIX, checkpoint_path, latest_checkpoint, restore, save_training_checkpoint
-from .dataset import SyncNetDataset, load_clips, split_clips
-from .loop import LoopOptions, TrainResult, autocast, grad_scaler, make_loader, mean_losses, run_loop, seed_everything
+from .dataset import SyncNetDataset
+from .loop import LoopOptions, TrainResult, autocast, grad_scaler, make_loader, mean_losses, run_loop, seed_everything, train_and_eval_sets
 from .losses import sync_bce
 
 logger = logging.getLogger(__name__)
@@ -78,9 +78,7 @@ class SyncNetTrainer:
 def train_syncnet(options: SyncNetOptions) -> TrainResult:
     """Train (or resume training) an expert SyncNet on a preprocessed folder; see ``SyncNetOptions``."""
     seed_everything(options.seed)
-    train_clips, eval_clips = split_clips(load_clips(options.data_dir), options.val_fraction)
-    train_set = SyncNetDataset(train_clips, options.img_size, options.seed)
-    eval_set = SyncNetDataset(eval_clips, options.img_size, options.seed + 1)
+    train_set, eval_set = train_and_eval_sets(options, SyncNetDataset)
     device = pick_device(options.device)
     trainer = SyncNetTrainer(options, device)
     start = latest_checkpoint(options.checkpoint_dir) if options.resume else options.checkpoint

@@ -21,9 +21,9 @@ from ..errors import LipSyncError
 from ..models.registry import load_model_file
 from ..models.wav2lip import Wav2Lip
 from .checkpoints import DISCRIMINATOR_PREFIX, GENERATOR_PREFIX, checkpoint_path, latest_checkpoint, restore, save_training_checkpoint
-from .dataset import Wav2LipDataset, load_clips, split_clips
+from .dataset import Wav2LipDataset
 from .discriminator import QualityDiscriminator
-from .loop import LoopOptions, TrainResult, autocast, grad_scaler, make_loader, mean_losses, run_loop, seed_everything
+from .loop import LoopOptions, TrainResult, autocast, grad_scaler, make_loader, mean_losses, run_loop, seed_everything, train_and_eval_sets
 from .losses import expert_sync_loss
 
 logger = logging.getLogger(__name__)
@@ -173,9 +173,7 @@ def load_expert(path: Path | None, img_size: int) -> torch.nn.Module:
 def train_wav2lip(options: Wav2LipOptions) -> TrainResult:
     """Train (or resume/fine-tune) a Wav2Lip generator on a preprocessed folder; see ``Wav2LipOptions``."""
     seed_everything(options.seed)
-    train_clips, eval_clips = split_clips(load_clips(options.data_dir), options.val_fraction)
-    train_set = Wav2LipDataset(train_clips, options.img_size, options.seed)
-    eval_set = Wav2LipDataset(eval_clips, options.img_size, options.seed + 1)
+    train_set, eval_set = train_and_eval_sets(options, Wav2LipDataset)
     device = pick_device(options.device)
     trainer = Wav2LipTrainer(options, load_expert(options.syncnet, options.img_size), device)
     start, disc_start = options.checkpoint, options.disc_checkpoint
