@@ -99,11 +99,12 @@ def main() -> int:
         workdir = Path(tmp)
         inputs = prepare(workdir, args.seconds, width, height)
         box = [str(value) for value in inputs["box"]]
-        ours = [sys.executable, "-m", "lipsync", "--face", str(inputs["clip"]), "--audio", str(inputs["speech"]),
-                "--checkpoint", str(inputs["checkpoint"]), "--box", *box, "--device", args.device, "-o", str(workdir / "ours.mp4")]  # fmt: skip
-        reference = [sys.executable, "-m", "benchmarks.bench_vs_reference", "--run-reference", str(args.reference.resolve() / "inference.py"),
-                     "--checkpoint_path", str(inputs["checkpoint"]), "--face", str(inputs["clip"]), "--audio", str(inputs["speech"]),
-                     "--box", *box, "--outfile", str(workdir / "reference.mp4")]  # fmt: skip
+        clip, speech, checkpoint = str(inputs["clip"]), str(inputs["speech"]), str(inputs["checkpoint"])
+        ours = [sys.executable, "-m", "lipsync", "--face", clip, "--audio", speech, "--checkpoint", checkpoint, "--box", *box,
+                "--device", args.device, "-o", str(workdir / "ours.mp4")]  # fmt: skip
+        inference_py = str(args.reference.resolve() / "inference.py")
+        reference = [sys.executable, "-m", "benchmarks.bench_vs_reference", "--run-reference", inference_py, "--checkpoint_path",
+                     checkpoint, "--face", clip, "--audio", speech, "--box", *box, "--outfile", str(workdir / "reference.mp4")]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(args.reference.resolve())])}
         pairs = []
         for index in range(args.pairs + 1):
