@@ -93,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", nargs="+", choices=ARCHES, default=["gfpgan"], help="one or more restorers, timed one after another")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per setting (after one warm-up)")
-    parser.add_argument("--cpu-batch", type=int, default=1)
+    parser.add_argument("--cpu-batch", type=int, default=1, help="faces per CPU batch; 0 skips the CPU rows")
     parser.add_argument("--cuda-batches", type=int, nargs="*", default=[1, 8])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -106,7 +106,7 @@ def main() -> None:
 
 
 def bench_arch(path: Path, args: argparse.Namespace) -> None:
-    settings = [("cpu", args.cpu_batch, None)]
+    settings = [("cpu", args.cpu_batch, None)] if args.cpu_batch > 0 else []
     if torch.cuda.is_available():
         settings += [("cuda", batch, None) for batch in args.cuda_batches]
         settings += [("cuda", batch, torch.float32) for batch in args.cuda_batches]
@@ -120,7 +120,7 @@ def bench_arch(path: Path, args: argparse.Namespace) -> None:
             "restore %s-%d %s %s batch %d: network %.1f ms/face, crop+restore+blend on 720p %.1f ms/face",
             restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch, network, whole,
         )  # fmt: skip
-        if device == "cuda" and dtype is None and batch == settings[1][1]:
+        if device == "cuda" and dtype is None and batch == args.cuda_batches[0]:
             size = restorer.input_size
             faces = np.random.default_rng(1).random((2, size, size, 3), dtype=np.float32)
             reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")
@@ -131,6 +131,7 @@ def bench_arch(path: Path, args: argparse.Namespace) -> None:
         del restorer
         if device == "cuda":
             torch.cuda.empty_cache()
+
 
 if __name__ == "__main__":
     main()
