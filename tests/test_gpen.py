@@ -170,28 +170,30 @@ def test_upfirdn_is_the_direct_definition() -> None:
         assert np.allclose(result.numpy(), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("upsample", [False, True])
 @pytest.mark.parametrize("demodulate", [True, False])
-def test_modulated_conv_equals_the_per_sample_weight_form(upsample: bool, demodulate: bool) -> None:
+def test_modulated_conv_equals_the_per_sample_weight_form(batch: int, upsample: bool, demodulate: bool) -> None:
     """Scaling the input by the style and the output by the demodulation equals StyleGAN2's per-sample modulated
     weights in a grouped convolution (what the published code computes)."""
     torch.manual_seed(4)
     conv = ModulatedConv2d(6, 5, 3, style_dim=8, demodulate=demodulate, upsample=upsample)
     with torch.no_grad():
         conv.modulation.bias.normal_()
-    x, w = torch.randn(3, 6, 7, 7), torch.randn(3, 8)
+    n = batch
+    x, w = torch.randn(n, 6, 7, 7), torch.randn(n, 8)
     style = conv.modulation(w)
     weight = conv.scale * conv.weight * style[:, None, :, None, None]  # [N, out, in, k, k]
     if demodulate:
         weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
     if upsample:
-        grouped = weight.transpose(1, 2).reshape(3 * 6, 5, 3, 3)
-        expected = F.conv_transpose2d(x.reshape(1, 18, 7, 7), grouped, stride=2, groups=3).reshape(3, 5, 15, 15)
+        grouped = weight.transpose(1, 2).reshape(n * 6, 5, 3, 3)
+        expected = F.conv_transpose2d(x.reshape(1, n * 6, 7, 7), grouped, stride=2, groups=n).reshape(n, 5, 15, 15)
         expected = upfirdn(expected, fir_kernel(4.0), (1, 1))
     else:
-        expected = F.conv2d(x.reshape(1, 18, 7, 7), weight.reshape(15, 6, 3, 3), padding=1, groups=3).reshape(3, 5, 7, 7)
+        expected = F.conv2d(x.reshape(1, n * 6, 7, 7), weight.reshape(n * 5, 6, 3, 3), padding=1, groups=n).reshape(n, 5, 7, 7)
     result = conv(x, w)
-    assert result.shape == expected.shape == (3, 5, 14 if upsample else 7, 14 if upsample else 7)
+    assert result.shape == expected.shape == (n, 5, 14 if upsample else 7, 14 if upsample else 7)
     assert torch.allclose(result, expected, atol=1e-4, rtol=1e-4)
 
 

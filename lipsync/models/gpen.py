@@ -74,8 +74,8 @@ def upfirdn(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int], up: int
 
 
 def leaky_bias_act(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """StyleGAN2's fused bias + leaky ReLU(0.2) + gain sqrt(2), on ``[N, C, ...]``."""
-    return F.leaky_relu(x + bias.view(1, -1, *([1] * (x.ndim - 2))), LEAK) * ACTIVATION_GAIN
+    """StyleGAN2's fused bias + leaky ReLU(0.2) + gain sqrt(2), on ``[N, C, ...]`` (one new tensor, then in place)."""
+    return F.leaky_relu(x + bias.view(1, -1, *([1] * (x.ndim - 2))), LEAK, inplace=True).mul_(ACTIVATION_GAIN)
 
 
 class BiasAct(nn.Module):
@@ -147,8 +147,9 @@ class EncoderLayer(nn.Sequential):
 class ModulatedConv2d(nn.Module):
     """StyleGAN2's style-modulated convolution (optionally demodulated, optionally a 2x transposed conv + blur).
 
-    ``conv(x, w * s) * d`` equals ``conv(x * s, w) * d`` per sample, so the style scales the input channels and the
-    demodulation the output channels around one convolution shared by the whole batch.
+    ``conv(x, w * s) * d`` equals ``conv(x * s, w) * d`` per sample, so for a batch the style scales the input channels
+    and the demodulation the output channels around one convolution shared by the whole batch; a single face has both
+    folded into its weight instead (the weight is far smaller than the features it would otherwise scale).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, style_dim: int, demodulate: bool = True,
@@ -165,16 +166,22 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         style = self.modulation(w)  # [N, in]
         weight = self.weight[0] * self.scale  # [out, in, k, k]
-        x = x * style[:, :, None, None]
-        if self.upsample:
-            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
-        else:
-            out = F.conv2d(x, weight, padding=self.padding)
+        if x.shape[0] == 1:  # one face: fold style and demodulation into the (small) weight, no pass over the features
+            weight = weight * style.view(1, -1, 1, 1)
+            if self.demodulate:
+                weight = weight * torch.rsqrt(weight.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
+            return self._conv(x, weight)
+        out = self._conv(x * style[:, :, None, None], weight)
         if self.demodulate:
             # sum over in, k, k of (weight * style)^2, per sample and output channel
             energy = style.square() @ weight.square().sum(dim=(2, 3)).transpose(0, 1)  # [N, out]
             out = out * torch.rsqrt(energy + 1e-8)[:, :, None, None]
         return out
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            return self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
+        return F.conv2d(x, weight, padding=self.padding)
 
 
 class FeatureInjection(nn.Module):
