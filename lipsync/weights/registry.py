@@ -164,7 +164,7 @@ KNOWN_FILES: tuple[WeightFile, ...] = (
     WeightFile(
         "GPEN-BFR-512.pth",
         RESTORE_FOLDER,
-        "GPEN face restoration at 512 (sharper mouths than GFPGAN, slower)",
+        "GPEN face restoration at 512 (GPEN-BFR-512)",
         284_085_738,
         "f1002c41add95b0decad69604d80455576f7187dd99ca16bd611bcfd44c10b51",
         (
