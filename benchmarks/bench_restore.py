@@ -1,11 +1,13 @@
-"""Face restoration benchmark: ms per face at 512 on the CPU (float32) and, when present, on CUDA (bf16 and float32).
+"""Face restoration benchmark: ms per face on the CPU (float32) and, when present, on CUDA (bf16 and float32).
 
-Random weights in the release layout of GFPGAN v1.4 (spandrel's GFPGANv1Clean, saved as ``{"params_ema": ...}``
-and loaded back through ``lipsync.restore``), so the network and its cost are the real ones. Two figures per
-setting: the network alone, and the whole ``restore_faces`` step on 720p frames (512 crop from the smoothed box,
+Random weights in the release layout of GFPGAN v1.4 (spandrel's GFPGANv1Clean, saved as ``{"params_ema": ...}``),
+RestoreFormer, CodeFormer or GPEN-BFR-512/256 (``lipsync.models.gpen``, saved as the bare state dict the release is),
+loaded back through ``lipsync.restore``, so the network and its cost are the real ones. Two figures per setting: the
+network alone, and the whole ``restore_faces`` step on 720p frames (crop at the network's size from the smoothed box,
 restore, warp back, blend inside the mouth mask).
 
     python -m benchmarks.bench_restore                         # GFPGAN v1.4, CPU batch 1 (+ CUDA batches 1, 8)
+    python -m benchmarks.bench_restore --arch gfpgan gpen gpen-256   # GPEN rows beside GFPGAN
     python -m benchmarks.bench_restore --arch restoreformer --repeats 5
 """
 
@@ -25,6 +27,7 @@ from lipsync.restore import FaceRestorer, load_face_restorer, restore_faces
 logger = logging.getLogger("bench_restore")
 
 BOX = (540, 180, 760, 440)  # a face box in a 1280x720 frame
+ARCHES = ("gfpgan", "restoreformer", "codeformer", "gpen", "gpen-256")
 
 
 def build_weights(arch: str, folder: Path) -> Path:
@@ -35,6 +38,17 @@ def build_weights(arch: str, folder: Path) -> Path:
 
         model = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
                        num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)  # fmt: skip
+    elif arch in ("gpen", "gpen-256"):
+        from lipsync.models.gpen import GPEN, GPENConfig
+
+        model = GPEN(GPENConfig(512) if arch == "gpen" else GPENConfig(256, channel_multiplier=1, narrow=0.5))
+        with torch.no_grad():  # trained-like: the encoder features really flow in (the init leaves their weights at 0)
+            for name, parameter in model.named_parameters():
+                if name.endswith("noise.weight") or name.endswith("activate.bias"):
+                    parameter.normal_(0.0, 0.2)
+        path = folder / f"{arch}.pth"
+        torch.save(model.state_dict(), path)  # GPEN-BFR-*.pth are bare state dicts
+        return path
     elif arch == "restoreformer":
         from spandrel.architectures.RestoreFormer import RestoreFormer
 
@@ -56,7 +70,8 @@ def synchronize(device: torch.device) -> None:
 def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[float, float]:
     """(network ms/face, whole restore step ms/face), after one warm-up batch."""
     rng = np.random.default_rng(0)
-    faces = rng.random((batch, 512, 512, 3), dtype=np.float32)
+    size = restorer.input_size
+    faces = rng.random((batch, size, size, 3), dtype=np.float32)
     frames = [rng.integers(0, 255, size=(720, 1280, 3), dtype=np.uint8) for _ in range(batch)]
     restorer.batch_size = batch
     restorer(faces)
@@ -76,41 +91,46 @@ def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=("gfpgan", "restoreformer", "codeformer"), default="gfpgan")
+    parser.add_argument("--arch", nargs="+", choices=ARCHES, default=["gfpgan"], help="one or more restorers, timed one after another")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per setting (after one warm-up)")
-    parser.add_argument("--cpu-batch", type=int, default=1)
+    parser.add_argument("--cpu-batch", type=int, default=1, help="faces per CPU batch; 0 skips the CPU rows")
     parser.add_argument("--cuda-batches", type=int, nargs="*", default=[1, 8])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
+    logger.info("torch %s, %d CPU threads%s", torch.__version__, torch.get_num_threads(),
+                f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
-        path = build_weights(args.arch, Path(folder))
-        settings = [("cpu", args.cpu_batch, None)]
-        if torch.cuda.is_available():
-            settings += [("cuda", batch, None) for batch in args.cuda_batches]
-            settings += [("cuda", batch, torch.float32) for batch in args.cuda_batches]
-        logger.info("torch %s, %d CPU threads%s", torch.__version__, torch.get_num_threads(),
-                    f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")  # fmt: skip
-        for device, batch, dtype in settings:
-            restorer = load_face_restorer(path, device=device)
-            if dtype is not None:  # compare with full precision on the GPU
-                restorer.dtype = dtype
-                restorer.model.to(dtype)
-            network, whole = time_restorer(restorer, batch, args.repeats)
-            logger.info(
-                "restore %s %s %s batch %d: network %.1f ms/face, crop+restore+blend on 720p %.1f ms/face",
-                restorer.architecture, device, str(restorer.dtype).replace("torch.", ""), batch, network, whole,
-            )  # fmt: skip
-            if device == "cuda" and dtype is None and batch == settings[1][1]:
-                faces = np.random.default_rng(1).random((2, 512, 512, 3), dtype=np.float32)
-                reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")
-                restorer.dtype = torch.float32
-                restorer.model.to(torch.float32)
-                error = np.abs(reduced - restorer(faces))
-                logger.info("  %s vs float32 on the same faces: mean abs difference %.4f, max %.4f", name, error.mean(), error.max())
-            del restorer
-            if device == "cuda":
-                torch.cuda.empty_cache()
+        for arch in args.arch:
+            bench_arch(build_weights(arch, Path(folder)), args)
+
+
+def bench_arch(path: Path, args: argparse.Namespace) -> None:
+    settings = [("cpu", args.cpu_batch, None)] if args.cpu_batch > 0 else []
+    if torch.cuda.is_available():
+        settings += [("cuda", batch, None) for batch in args.cuda_batches]
+        settings += [("cuda", batch, torch.float32) for batch in args.cuda_batches]
+    for device, batch, dtype in settings:
+        restorer = load_face_restorer(path, device=device)
+        if dtype is not None:  # compare with full precision on the GPU
+            restorer.dtype = dtype
+            restorer.model.to(dtype)
+        network, whole = time_restorer(restorer, batch, args.repeats)
+        logger.info(
+            "restore %s-%d %s %s batch %d: network %.1f ms/face, crop+restore+blend on 720p %.1f ms/face",
+            restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch, network, whole,
+        )  # fmt: skip
+        if device == "cuda" and dtype is None and batch == args.cuda_batches[0]:
+            size = restorer.input_size
+            faces = np.random.default_rng(1).random((2, size, size, 3), dtype=np.float32)
+            reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")
+            restorer.dtype = torch.float32
+            restorer.model.to(torch.float32)
+            error = np.abs(reduced - restorer(faces))
+            logger.info("  %s vs float32 on the same faces: mean abs difference %.4f, max %.4f", name, error.mean(), error.max())
+        del restorer
+        if device == "cuda":
+            torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

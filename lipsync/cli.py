@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask-feather", type=float, default=0.35, help="soft edge of the mask, fraction of its radius (0..1)")
     parser.add_argument("--mask-offset", type=float, default=0.0, help="move the mask down (+) or up (-), fraction of the box")
     parser.add_argument("--colour-match", action="store_true", help="match the generated face's colours to the original")
-    parser.add_argument("--restorer", help="face restorer weights: GFPGANv1.3/1.4.pth, RestoreFormer.pth or codeformer.pth")
+    parser.add_argument(
+        "--restorer", help="face restorer weights: GFPGANv1.3/1.4.pth, RestoreFormer.pth, codeformer.pth or GPEN-BFR-512.pth (-256, -1024)"
+    )
     parser.add_argument("--restore-strength", type=float, default=1.0, help="how much of the restored mouth region is used (0..1)")
     parser.add_argument("--codeformer-fidelity", type=float, default=0.5, help="CodeFormer weight: 0 = most restoration, 1 = most faithful")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")

@@ -1,4 +1,4 @@
-"""Load Face Restorer: GFPGAN / RestoreFormer / CodeFormer weights from models/facerestore_models, through spandrel."""
+"""Load Face Restorer: GFPGAN / RestoreFormer / CodeFormer (through spandrel) or GPEN weights from models/facerestore_models."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ class LoadFaceRestorer(io.ComfyNode):
             node_id="LipSyncLoadFaceRestorer",
             display_name="Load Face Restorer",
             category=f"{CATEGORY}/loaders",
-            description="Loads GFPGANv1.3/1.4, RestoreFormer or CodeFormer (with spandrel_extra_arches installed) "
-            "from models/facerestore_models. Nothing is downloaded.",
+            description="Loads GFPGANv1.3/1.4, RestoreFormer, CodeFormer (with spandrel_extra_arches installed) or "
+            "GPEN-BFR-256/512/1024 from models/facerestore_models. Nothing is downloaded.",
             inputs=[
                 io.Combo.Input("model_name", options=model_files("facerestore_models"),
-                               tooltip="GFPGANv1.4.pth, GFPGANv1.3.pth, RestoreFormer.pth or codeformer.pth in models/facerestore_models."),
+                               tooltip="GFPGANv1.4.pth, GFPGANv1.3.pth, RestoreFormer.pth, codeformer.pth or "
+                               "GPEN-BFR-512.pth (-256, -1024) in models/facerestore_models."),
             ],
             outputs=[FaceRestorerModel.Output(display_name="face_restorer")],
         )  # fmt: skip

@@ -113,7 +113,7 @@ def test_non_restorers_are_refused_by_name(tmp_path, wav2lip_checkpoint) -> None
     torch.save({"params": Compact().state_dict()}, upscaler)
     with pytest.raises(UnsupportedModelError, match=r"Compact model .*not a face restorer"):
         load_face_restorer(upscaler)
-    with pytest.raises(UnsupportedModelError, match=r"GFPGAN v1\.3/v1\.4, RestoreFormer or CodeFormer"):
+    with pytest.raises(UnsupportedModelError, match=r"wav2lip model \(generator\), not a face restorer"):
         load_face_restorer(wav2lip_checkpoint)
     with pytest.raises(WeightsNotFoundError, match="models/facerestore_models"):
         load_face_restorer(tmp_path / "GFPGANv1.4.pth")

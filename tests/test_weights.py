@@ -25,7 +25,8 @@ def test_registry_lists_every_file_with_what_it_needs() -> None:
     assert len(names) == len(set(names))
     assert ISSUE_FILES <= set(names)
     restorers = {entry.name for entry in KNOWN_FILES if entry.folder == "facerestore_models"}
-    assert {"GFPGANv1.3.pth", "GFPGANv1.4.pth", "RestoreFormer.pth", "codeformer.pth"} == restorers
+    assert {"GFPGANv1.3.pth", "GFPGANv1.4.pth", "RestoreFormer.pth", "codeformer.pth", "GPEN-BFR-256.pth", "GPEN-BFR-512.pth",
+            "GPEN-BFR-1024.pth"} == restorers  # fmt: skip
     for entry in KNOWN_FILES:
         assert entry.folder in FOLDERS
         assert entry.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", entry.sha256), entry.name

@@ -1,4 +1,4 @@
-"""Model architectures and their loading: Wav2Lip, the expert colour SyncNet, syncnet_v2 and the S3FD face detector."""
+"""Model architectures and their loading: Wav2Lip, the expert colour SyncNet, syncnet_v2, the S3FD face detector and GPEN."""
 
 from .checkpoint import read_state_dict, save_checkpoint, unwrap_state_dict
 from .fuse import fold_batchnorm

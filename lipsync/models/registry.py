@@ -12,6 +12,8 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 from .checkpoint import StateDict, read_state_dict
+from .gpen import build as _build_gpen
+from .gpen import detect as _detect_gpen
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("syncnet_color", "sync_expert", _detect_syncnet_color, _build_syncnet_color, 96),
     Architecture("syncnet_v2", "sync_expert", _detect_syncnet_v2, _build_syncnet_v2, 224),
     Architecture("s3fd", "face_detector", _detect_s3fd, _build_s3fd, 0),
+    Architecture("gpen", "face_restorer", _detect_gpen, _build_gpen, 512),
 )
 
 

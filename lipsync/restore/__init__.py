@@ -1,4 +1,4 @@
-"""Face restoration (GFPGAN, RestoreFormer, CodeFormer) through spandrel, blended back inside the mouth mask."""
+"""Face restoration (GFPGAN, RestoreFormer, CodeFormer through spandrel; GPEN our own), blended back inside the mouth mask."""
 
 from .apply import RESTORE_SIZE, restore_faces, restore_geometry
 from .model import FaceRestorer, load_face_restorer, restorer_from_state_dict

@@ -1,8 +1,9 @@
-"""Load a face restorer with spandrel and run it on batches of 512x512 aligned faces.
+"""Load a face restorer and run it on batches of aligned faces (512x512, or the network's own size).
 
 GFPGAN v1.3/v1.4 and RestoreFormer come with spandrel; CodeFormer with ``spandrel_extra_arches`` when it
 is installed. The extra architectures go into a private copy of spandrel's registry, never into its
-global one, so ComfyUI's own loaders behave as before.
+global one, so ComfyUI's own loaders behave as before. GPEN (256/512/1024), which spandrel lacks, is
+detected and built by this pack's own registry (``lipsync.models.gpen``) before spandrel is asked.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from ..models.checkpoint import StateDict, read_state_dict
 
 logger = logging.getLogger(__name__)
 
-FACE_ARCHITECTURES = ("GFPGAN", "RestoreFormer", "CodeFormer")
+FACE_ARCHITECTURES = ("GFPGAN", "RestoreFormer", "CodeFormer", "GPEN")
 CODEFORMER = "CodeFormer"
 GFPGAN = "GFPGAN"
+GPEN = "GPEN"
+RESTORER_PURPOSE = "face_restorer"  # lipsync.models.registry's purpose for GPEN
 FOLDER_HINT = "models/facerestore_models"
 
 
@@ -54,11 +57,40 @@ class RestorerInfo:
     architecture: str
     supports_half: bool
     supports_bfloat16: bool
-    input_size: int = 512  # the face size the network works at (512 for every released restorer)
+    input_size: int = 512  # the face size the network works at (512, or GPEN's 256/1024)
+
+
+def describe_own(state: StateDict, source: str = "<memory>") -> tuple[nn.Module, RestorerInfo] | None:
+    """A restorer this pack's registry builds (GPEN, strict key and shape check); ``None`` when the registry knows
+    nothing of ``state`` (spandrel is asked next). Another of the pack's models is refused by name."""
+    from ..models import gpen
+    from ..models.registry import detect_architecture, load_state_dict_model
+
+    if gpen.is_discriminator(state):
+        raise UnsupportedModelError(
+            f"'{source}' holds GPEN's discriminator (a GPEN-BFR-*-D.pth file, used only for training), not the restorer. "
+            "Use GPEN-BFR-512.pth (or -256/-1024) instead."
+        )
+    try:
+        arch = detect_architecture(state)
+    except UnsupportedModelError:
+        return None
+    if arch.purpose != RESTORER_PURPOSE:
+        raise UnsupportedModelError(
+            f"'{source}' holds a {arch.name} model ({arch.purpose.replace('_', ' ')}), not a face restorer. "
+            f"Use one of {', '.join(FACE_ARCHITECTURES)}."
+        )
+    descriptor = load_state_dict_model(state, expected_purpose=RESTORER_PURPOSE, source=source)
+    # bf16: mean 0.002, max 0.025 from float32 (0..1 scale; random weights, H200). fp16 was as close on random weights, but
+    # the trained weights' activation range is unchecked and StyleGAN2 needs clamping in fp16, so it is not offered.
+    return descriptor.model, RestorerInfo(GPEN, supports_half=False, supports_bfloat16=True, input_size=descriptor.input_size)
 
 
 def describe(state: StateDict, source: str = "<memory>") -> tuple[nn.Module, RestorerInfo]:
-    """Detect the architecture of ``state`` with spandrel and build it; only face restorers are accepted."""
+    """Detect the architecture of ``state`` (GPEN here, the others with spandrel) and build it; only face restorers are accepted."""
+    own = describe_own(state, source)
+    if own is not None:
+        return own
     from spandrel import ModelLoader
     from spandrel import UnsupportedModelError as SpandrelUnsupported
 
@@ -67,7 +99,7 @@ def describe(state: StateDict, source: str = "<memory>") -> tuple[nn.Module, Res
     except SpandrelUnsupported as error:
         hint = "" if codeformer_available() else " CodeFormer needs `pip install spandrel_extra_arches`."
         raise UnsupportedModelError(
-            f"'{source}' is not a model spandrel knows. Use GFPGAN v1.3/v1.4, RestoreFormer or CodeFormer weights.{hint}"
+            f"'{source}' is not a face restorer this pack knows. Use GFPGAN v1.3/v1.4, RestoreFormer, CodeFormer or GPEN-BFR weights.{hint}"
         ) from error
     name = descriptor.architecture.id
     if name not in FACE_ARCHITECTURES:
@@ -146,6 +178,6 @@ def restorer_from_state_dict(
 
 
 def load_face_restorer(path: str | Path, device: torch.device | str = "cpu", batch_size: int = 4) -> FaceRestorer:
-    """Load GFPGANv1.3/1.4.pth, RestoreFormer.pth or codeformer.pth (or .safetensors copies) safely."""
+    """Load GFPGANv1.3/1.4.pth, RestoreFormer.pth, codeformer.pth or GPEN-BFR-256/512/1024.pth (or .safetensors copies) safely."""
     state = read_state_dict(path, folder_hint=FOLDER_HINT)
     return restorer_from_state_dict(state, device=device, batch_size=batch_size, source=Path(path).name)

@@ -29,6 +29,11 @@ WAV2LIP_LICENCE = (
 WAV2LIP_OFFICIAL = "official copies are linked from the Wav2Lip README (a cloud folder, not a direct link); these URLs are mirrors"
 GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases/download"
 CAMENDURU = "https://huggingface.co/camenduru/Wav2Lip/resolve/main"
+GPEN_MODELS = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models"
+GPEN_LICENCE = (
+    "GPEN (c) Alibaba: 'for academic and non-commercial use only' (the licence section of the GPEN README; it was removed "
+    "in March 2026 and no other licence was given)"
+)
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,47 @@ KNOWN_FILES: tuple[WeightFile, ...] = (
         ("https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",),
         "NTU S-Lab License 1.0: non-commercial use only",
         aliases=("codeformer-v0.1.0.pth",),
+    ),
+    # GPEN: the authors' files (public-vigen-video) and mirrors. Only the 512's sha256 and size are public (the same
+    # git-lfs oid on the akhaliq/GPEN-BFR-512 and vinthony/videoretalking Hugging Face copies); 256 and 1024 are checked
+    # by loading them as a face restorer.
+    WeightFile(
+        "GPEN-BFR-512.pth",
+        RESTORE_FOLDER,
+        "GPEN face restoration at 512 (GPEN-BFR-512)",
+        284_085_738,
+        "f1002c41add95b0decad69604d80455576f7187dd99ca16bd611bcfd44c10b51",
+        (
+            f"{GPEN_MODELS}/GPEN-BFR-512.pth",
+            "https://huggingface.co/akhaliq/GPEN-BFR-512/resolve/main/GPEN-BFR-512.pth",
+            "https://github.com/vinthony/video-retalking/releases/download/v0.0.1/GPEN-BFR-512.pth",
+        ),
+        GPEN_LICENCE,
+        purpose="face_restorer",
+    ),
+    WeightFile(
+        "GPEN-BFR-256.pth",
+        RESTORE_FOLDER,
+        "GPEN face restoration at 256 (narrower network, about 1/16 of the 512's work)",
+        None,
+        None,
+        (f"{GPEN_MODELS}/GPEN-BFR-256.pth",),
+        GPEN_LICENCE,
+        purpose="face_restorer",
+        note="no size or sha256 is published: a download is checked by loading it as a GPEN face restorer",
+    ),
+    WeightFile(
+        "GPEN-BFR-1024.pth",
+        RESTORE_FOLDER,
+        "GPEN face restoration at 1024 (released on ModelScope as pytorch_model.pt)",
+        None,
+        None,
+        ("https://carimage-1253226081.cos.ap-beijing.myqcloud.com/gpen/GPEN-BFR-1024.pth",),
+        GPEN_LICENCE,
+        purpose="face_restorer",
+        note="no size or sha256 is published: a download is checked by loading it as a GPEN face restorer; the authors publish it "
+        "on ModelScope (damo/cv_gpen_image-portrait-enhancement-hires, pytorch_model.pt); this URL is a copy that other projects' "
+        "download scripts use",
     ),
 )
 
