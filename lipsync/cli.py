@@ -12,11 +12,21 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .device import PRECISIONS
 from .errors import LipSyncError
 from .faces.choice import DETECTORS
 from .faces.stream import BEST, FACE_CHOICES
+
+if TYPE_CHECKING:
+    import torch
+
+    from .faces.detector import FaceDetector
+    from .generate import Wav2LipGenerator
+    from .pipeline import LipSyncOptions
+    from .restore import FaceRestorer
 
 logger = logging.getLogger("lipsync")
 
@@ -131,27 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the models and run the pipeline for parsed ``args``."""
-    from tqdm import tqdm
-
+def options_from_args(args: argparse.Namespace) -> LipSyncOptions:
+    """The run settings that parsed ``args`` ask for (everything but the models and the files)."""
     from .blend import PasteOptions
-    from .device import pick_device
     from .faces.cache import default_cache_dir
-    from .faces.choice import build_detector
     from .faces.track import Pads
-    from .generate import Wav2LipGenerator
     from .media import FrameTransform
-    from .pipeline import LipSyncOptions, lipsync_file
+    from .pipeline import LipSyncOptions
 
-    box = None if args.box[0] == -1 else tuple(args.box)
-    device = pick_device(args.device)
-    detector = None
-    if box is None:
-        detector = build_detector(args.detector, args.s3fd, device, args.det_max_side, args.face_det_batch_size)
-    options = LipSyncOptions(
+    return LipSyncOptions(
         pads=Pads(*args.pads),
-        box=box,
+        box=None if args.box[0] == -1 else tuple(args.box),
         smooth=not args.nosmooth,
         static=args.static,
         image_fps=args.fps,
@@ -171,19 +171,57 @@ def run(args: argparse.Namespace) -> int:
         restore_strength=args.restore_strength,
         codeformer_fidelity=args.codeformer_fidelity,
     )
+
+
+@dataclass(frozen=True)
+class Models:
+    """The networks a run uses, loaded once (a batch of jobs shares them)."""
+
+    generator: Wav2LipGenerator
+    detector: FaceDetector | None
+    restorer: FaceRestorer | None
+
+
+def load_models(args: argparse.Namespace, *, need_detector: bool) -> Models:
+    """Build the generator, the face detector (when ``need_detector``) and the optional restorer that ``args`` name."""
+    from .device import pick_device
+    from .generate import Wav2LipGenerator
+
+    device = pick_device(args.device)
+    detector = load_detector(args, device) if need_detector else None
     generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size, precision=args.precision)
     restorer = None
     if args.restorer:
         from .restore import load_face_restorer
 
         restorer = load_face_restorer(args.restorer, device=device)
+    return Models(generator, detector, restorer)
+
+
+def load_detector(args: argparse.Namespace, device: torch.device) -> FaceDetector:
+    """The face detector that ``args`` choose (S3FD from --s3fd, or OpenCV's cascade)."""
+    from .faces.choice import build_detector
+
+    return build_detector(args.detector, args.s3fd, device, args.det_max_side, args.face_det_batch_size)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the models and run the pipeline for parsed ``args``."""
+    from tqdm import tqdm
+
+    from .pipeline import lipsync_file
+
+    options = options_from_args(args)
+    models = load_models(args, need_detector=options.box is None)
     with tqdm(total=None, unit="frame", disable=args.quiet, desc="lip-sync") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        report = lipsync_file(args.face, args.audio, args.outfile, generator, detector, options, on_progress=progress, restorer=restorer)
+        report = lipsync_file(
+            args.face, args.audio, args.outfile, models.generator, models.detector, options, on_progress=progress, restorer=models.restorer
+        )
     logger.info(
         "wrote %s: %d frames in %.1f s (%.2f frames/s)",
         report.output,
@@ -195,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # subcommand name -> module (relative to this package) that defines build_parser() and run(args)
-SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score", "train": ".train.cli"}
+SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score", "train": ".train.cli", "batch": ".cli_batch"}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Namespace], int]]:
