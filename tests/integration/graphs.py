@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from integration.media import FPS, FRAMES, SHORT_FRAMES, Media, read_image, read_video
+from integration.workflow_api import default_inputs
 
 # Graphs with these nodes run on the short inputs (restoration costs seconds per face on a CPU).
 SLOW_NODES = {"LipSyncRestoreFaces", "LipSyncLoadFaceRestorer"}
@@ -98,3 +99,29 @@ def check_saved_video(path: Path, source: np.ndarray, frames: int) -> dict[str, 
 
 def video_outputs(files: list[Path]) -> list[Path]:
     return [path for path in files if path.suffix.lower() in VIDEO_SUFFIXES]
+
+
+def lipsync_graph(object_info: dict, video: str, speech: str, *, detect_batch: int = 16, generate_batch: int = 64) -> dict:
+    """A graph of the separate nodes (Load Video -> ... -> Paste Faces Back -> Save Video), with the OpenCV detector.
+
+    Node ids name their role ("detect", "generate"...), so tests can pick them out of /history and the events.
+    """
+
+    def node(class_type: str, **inputs) -> dict:
+        return default_inputs(object_info, class_type, **inputs)
+
+    return {
+        "video": node("LoadVideo", file=video),
+        "components": node("GetVideoComponents", video=["video", 0]),
+        "speech": node("LoadAudio", audio=speech),
+        "wav2lip": node("LipSyncLoadWav2Lip", model_name="wav2lip_gan.pth"),
+        "detector": node("LipSyncLoadFaceDetector", detector=opencv_detector(object_info)),
+        "mel": node("LipSyncAudioToMel", audio=["speech", 0], fps=["components", 2], frames=["components", 0]),
+        "detect": node("LipSyncDetectFaces", frames=["components", 0], face_detector=["detector", 0], batch_size=detect_batch),
+        "crop": node("LipSyncCropFaces", frames=["components", 0], face_track=["detect", 0], mel_windows=["mel", 0]),
+        "generate": node("LipSyncWav2LipGenerate", wav2lip_model=["wav2lip", 0], face_crops=["crop", 0], mel_windows=["mel", 0],
+                         output_track=["crop", 1], batch_size=generate_batch),
+        "paste": node("LipSyncPasteFaces", frames=["components", 0], faces=["generate", 0], output_track=["crop", 1]),
+        "create": node("CreateVideo", images=["paste", 0], fps=["components", 2], audio=["mel", 1]),
+        "save": node("SaveVideo", video=["create", 0], filename_prefix="video/lipsync_graph"),
+    }  # fmt: skip
