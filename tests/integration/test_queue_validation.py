@@ -74,8 +74,8 @@ def test_the_empty_folder_placeholder_is_refused_with_the_download_command(
                                          fps=["components", 2], syncnet=["syncnet", 0], face_detector=["detector", 0])  # fmt: skip
         prompt["show"] = default_inputs(comfy.object_info, "PreviewAny", source=["score", 0])
         # ComfyUI still runs the outputs that do not depend on a refused node, so leave only the scoring branch.
-        for name in ("mel", "detect", "crop", "generate", "paste", "create", "save", "wav2lip"):
-            del prompt[name]
+        for unused in ("mel", "detect", "crop", "generate", "paste", "create", "save", "wav2lip"):
+            del prompt[unused]
         blamed = "syncnet"
     try:
         details = refusal(comfy, prompt, blamed)
