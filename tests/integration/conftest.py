@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from integration.media import Media, prepare_media
 from integration.server import ComfyServer
 
@@ -64,9 +65,9 @@ def models(
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def comfy(comfyui_dir: Path, models: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """The real ComfyUI server with this pack (and VideoHelperSuite) installed; stopped by its PID at the end."""
+    """The real ComfyUI server with this pack (and VideoHelperSuite) installed; stopped by its PID after these tests."""
     base = tmp_path_factory.mktemp("comfyui-base")
     server = ComfyServer(comfyui_dir, base, python=os.environ.get("LIPSYNC_COMFYUI_PYTHON"), vhs_dir=_vhs_dir())
     server.prepare()
@@ -83,7 +84,7 @@ def comfy(comfyui_dir: Path, models: dict, tmp_path_factory: pytest.TempPathFact
     server.assert_clean_log()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vhs(comfy: ComfyServer) -> ComfyServer:
     """The server, when VideoHelperSuite is loaded in it."""
     if comfy.vhs_dir is None:
@@ -96,7 +97,7 @@ def vhs(comfy: ComfyServer) -> ComfyServer:
     return comfy
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def media(comfy: ComfyServer, example_video: Path, example_speech: Path, tmp_path_factory: pytest.TempPathFactory) -> Media:
     """Short cuts of the real clip and speech, and a still of its first frame, uploaded into the server's input/."""
     return prepare_media(comfy, example_video, example_speech, tmp_path_factory.mktemp("media"))
