@@ -42,6 +42,7 @@ class Media:
     other_speech: Clip  # as long, from later in speech.wav
     short_video: Clip  # SHORT_FRAMES frames
     short_speech: Clip  # SHORT_SPEECH_SECONDS: SHORT_FRAMES windows
+    short_other_speech: Clip  # as long, from later in speech.wav
     still: Clip  # a frontal portrait photo (PNG)
 
 
@@ -99,6 +100,7 @@ def prepare_media(server, video: Path, speech: Path, folder: Path) -> Media:
         other_speech=upload(cut_audio(speech, folder / "other_speech.wav", OTHER_SPEECH_START, SPEECH_SECONDS)),
         short_video=upload(cut_video(video, folder / "talking_head_short.mp4", SHORT_FRAMES)),
         short_speech=upload(cut_audio(speech, folder / "speech_short.wav", 0.0, SHORT_SPEECH_SECONDS)),
+        short_other_speech=upload(cut_audio(speech, folder / "other_speech_short.wav", OTHER_SPEECH_START, SHORT_SPEECH_SECONDS)),
         still=upload(still_image(folder / "portrait.png")),
     )
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
 from integration.graphs import check_saved_video, lipsync_graph, video_outputs
-from integration.media import FRAMES, Media, read_video
+from integration.media import Media, read_video
 from integration.server import ComfyServer, cached_nodes, status_messages
 from integration.workflow_api import default_inputs
 
-
-@pytest.fixture(scope="module")
-def full_clip(comfy: ComfyServer, example_video, example_speech) -> tuple[str, str]:
-    """The whole real clip (133 frames) and its 5.3 s of speech: a run long enough to interrupt."""
-    return comfy.upload(example_video, "full_clip.avi"), comfy.upload(example_speech, "full_speech.wav")
+# VHS loads this many frames and the clip's own speech under them (0.24 s: 20 mel columns, enough for one window).
+VHS_FRAMES = 6
 
 
-def test_interrupt_stops_a_long_run_and_the_server_runs_the_next_prompt(comfy: ComfyServer, media: Media, full_clip) -> None:
-    long_run = lipsync_graph(comfy.object_info, *full_clip, detect_batch=4, generate_batch=4)
+def test_interrupt_stops_a_long_run_and_the_server_runs_the_next_prompt(comfy: ComfyServer, media: Media, example_speech) -> None:
+    # The clip looped to the whole 5.3 s of speech: 133 frames to generate, 4 at a time.
+    long_run = lipsync_graph(comfy.object_info, media.video.name, comfy.upload(example_speech, "full_speech.wav"),
+                             detect_batch=4, generate_batch=4)  # fmt: skip
     long_run["save"]["inputs"]["filename_prefix"] = "video/interrupted"
     prompt_id = comfy.submit(long_run)
     # Wait until Detect Faces reports progress: the run is inside our node, between batches.
@@ -35,9 +33,8 @@ def test_interrupt_stops_a_long_run_and_the_server_runs_the_next_prompt(comfy: C
 
 
 def test_new_speech_reuses_the_cached_face_detection(comfy: ComfyServer, media: Media) -> None:
-    first = lipsync_graph(comfy.object_info, media.video.name, media.speech.name)
-    first_entry = comfy.run(first)
-    second = lipsync_graph(comfy.object_info, media.video.name, media.other_speech.name)
+    comfy.run(lipsync_graph(comfy.object_info, media.short_video.name, media.short_speech.name))
+    second = lipsync_graph(comfy.object_info, media.short_video.name, media.short_other_speech.name)
     second_id = comfy.submit(second)
     second_entry = comfy.wait(second_id)
     assert second_entry["status"]["status_str"] == "success"
@@ -49,18 +46,17 @@ def test_new_speech_reuses_the_cached_face_detection(comfy: ComfyServer, media: 
     events = comfy.events.for_prompt(second_id)
     executed = {event["data"]["node"] for event in events if event["type"] == "executing" and event["data"].get("node")}
     assert "detect" not in executed and {"mel", "generate", "paste"} <= executed, executed
-    # New speech, new mouths: the two results differ.
-    first_video, second_video = (read_video(video_outputs(comfy.output_files(entry))[0]) for entry in (first_entry, second_entry))
-    assert first_video.frames.shape == second_video.frames.shape
-    assert (first_video.frames != second_video.frames).any()
+    cached_event = [event["data"]["nodes"] for event in events if event["type"] == "execution_cached"]
+    assert len(cached_event) == 1 and "detect" in cached_event[0], cached_event
 
 
 def test_videohelpersuite_load_video_and_video_combine_around_our_nodes(vhs: ComfyServer, media: Media) -> None:
     """VHS's IMAGE and (lazy) AUDIO outputs feed our nodes, and our IMAGE/AUDIO feed its Video Combine."""
-    prompt = lipsync_graph(vhs.object_info, media.video.name, media.speech.name)
+    prompt = lipsync_graph(vhs.object_info, media.short_video.name, media.short_speech.name)
     for name in ("video", "components", "speech", "create", "save"):
         del prompt[name]
-    prompt["load"] = default_inputs(vhs.object_info, "VHS_LoadVideo", video=media.video.name, frame_load_cap=FRAMES, format="None")
+    prompt["load"] = default_inputs(vhs.object_info, "VHS_LoadVideo", video=media.video.name, frame_load_cap=VHS_FRAMES,
+                                    format="None")  # fmt: skip
     frames, fps = ["load", 0], 25.0
     prompt["mel"]["inputs"].update(audio=["load", 2], fps=fps, frames=frames, length_mode="fit audio to video")
     prompt["detect"]["inputs"]["frames"] = frames
@@ -73,4 +69,4 @@ def test_videohelpersuite_load_video_and_video_combine_around_our_nodes(vhs: Com
     entry = vhs.run(prompt)
     videos = video_outputs(vhs.output_files(entry))
     assert len(videos) == 1 and videos[0].name.startswith("lipsync_vhs"), entry["outputs"]
-    check_saved_video(videos[0], read_video(media.video.path).frames, FRAMES)
+    check_saved_video(videos[0], read_video(media.video.path).frames[:VHS_FRAMES], VHS_FRAMES)
