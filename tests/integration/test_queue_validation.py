@@ -46,6 +46,7 @@ def test_a_stale_model_name_is_refused_when_queued(comfy: ComfyServer, media: Me
     listed = comfy.refresh_object_info()["LipSyncLoadFaceDetector"]["input"]["required"]["detector"][1]["options"]
     assert "s3fd_copy.pth" in listed
     (folder / "s3fd_copy.pth").unlink()
+    comfy.refresh_object_info()
     prompt = lipsync_graph(comfy.object_info, media.video.name, media.speech.name)
     prompt["detector"]["inputs"]["detector"] = "s3fd_copy.pth"
     details = refusal(comfy, prompt, "detector")
@@ -61,11 +62,7 @@ def test_the_empty_folder_placeholder_is_refused_with_the_download_command(
 ) -> None:
     """The dropdown of an empty folder shows a placeholder; queuing it names the file to download and the command."""
     prompt = lipsync_graph(comfy.object_info, media.video.name, media.speech.name)
-    moved = []
-    if folder == "wav2lip":  # make the suggested file missing for this test, as on a fresh install
-        for path in (comfy.base / "models" / "wav2lip").iterdir():
-            moved.append((path, path.with_name(path.name + ".away")))
-            path.rename(moved[-1][1])
+    if folder == "wav2lip":
         prompt["wav2lip"]["inputs"]["model_name"] = empty_folder_placeholder(folder)
         blamed = "wav2lip"
     else:
@@ -77,11 +74,18 @@ def test_the_empty_folder_placeholder_is_refused_with_the_download_command(
         for unused in ("mel", "detect", "crop", "generate", "paste", "create", "save", "wav2lip"):
             del prompt[unused]
         blamed = "syncnet"
+    moved = []
     try:
+        for path in (comfy.base / "models" / folder).iterdir():  # an empty folder for this test, as on a fresh install
+            moved.append((path, path.with_name(path.name + ".away")))
+            path.rename(moved[-1][1])
+        spec = comfy.refresh_object_info()[loader]["input"]["required"]["model_name"]
+        assert spec[1]["options"] == [empty_folder_placeholder(folder)]  # what the user sees in the dropdown
         details = refusal(comfy, prompt, blamed)
     finally:
         for original, away in moved:
             away.rename(original)
+        comfy.refresh_object_info()
     assert f"'{name}' not found" in details
     assert f"python -m lipsync weights download {name} --dir {comfy.base / 'models' / folder}" in details
 
