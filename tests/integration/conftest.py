@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from integration.media import Media, prepare_media
 from integration.server import ComfyServer
 

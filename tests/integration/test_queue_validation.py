@@ -6,11 +6,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from integration.graphs import lipsync_graph
 from integration.media import Media
 from integration.server import ComfyServer
 from integration.workflow_api import default_inputs
+
 from lipsync.weights.registry import empty_folder_placeholder
 
 

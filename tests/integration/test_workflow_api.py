@@ -4,7 +4,6 @@ useIntWidget/useComboWidget's control_after_generate, the upload/audioUI extensi
 from __future__ import annotations
 
 import pytest
-
 from integration.workflow_api import WorkflowError, default_inputs, to_api
 
 OBJECT_INFO = {
