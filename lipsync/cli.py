@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from .device import PRECISIONS
+from .encode import ENCODERS
 from .errors import LipSyncError
 from .faces.choice import DETECTORS
 from .faces.stream import BEST, FACE_CHOICES
@@ -125,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--codeformer-fidelity", type=float, default=0.5, help="CodeFormer weight: 0 = most restoration, 1 = most faithful")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 18 is visually lossless)")
+    parser.add_argument(
+        "--encoder",
+        choices=ENCODERS,
+        default="auto",
+        help="H.264 encoder; auto = h264_nvenc when generating on CUDA and it opens, else libx264",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return parser
 
@@ -168,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         paste=PasteOptions(args.paste_mode, args.mask_size, args.mask_feather, args.mask_offset, args.colour_match),
         restore_strength=args.restore_strength,
         codeformer_fidelity=args.codeformer_fidelity,
+        encoder=args.encoder,
     )
     generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size, precision=args.precision)
     restorer = None

@@ -18,7 +18,7 @@ import numpy as np
 
 from .audio import MelWindows, load_audio, melspectrogram
 from .blend import PasteOptions, paste_faces_blended
-from .encode import VideoWriter
+from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
 from .faces.sparse import wrap_detection
@@ -64,6 +64,7 @@ class LipSyncOptions:
     paste: PasteOptions = field(default_factory=PasteOptions)
     restore_strength: float = 1.0  # with a face restorer: 0..1 of the restored mouth region blended in
     codeformer_fidelity: float = 0.5
+    encoder: str = AUTO  # H.264 encoder: auto = h264_nvenc when generating on CUDA and it opens, else libx264
 
     def __post_init__(self) -> None:
         if self.on_missing_face not in MISSING_FACE_MODES:
@@ -76,6 +77,8 @@ class LipSyncOptions:
             raise ValueError("restore_strength and codeformer_fidelity must be between 0 and 1")
         if self.max_gap < 0:
             raise ValueError("max_gap must be 0 or more")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
 
 
 @dataclass
@@ -263,8 +266,10 @@ def lipsync_file(
     overlap = options.overlap if options.overlap is not None else generator.device.type != "cpu"
     if overlap:
         schedule = prefetch(schedule, depth=chunk_size)
+    encoder = options.encoder if options.encoder != AUTO or generator.device.type == "cuda" else LIBX264
+    size = (source.width, source.height)
     with (
-        VideoWriter(output_path, source.fps, source.width, source.height, audio_path=audio_path, crf=options.crf) as writer,
+        VideoWriter(output_path, source.fps, *size, audio_path=audio_path, crf=options.crf, encoder=encoder) as writer,
         _frame_sink(writer, times, chunk_size if overlap else 0) as sink,
     ):
         while written < total:
