@@ -1,0 +1,131 @@
+"""Whole process against the reference: `python -m lipsync` vs Wav2Lip's `inference.py`, same clip, same machine.
+
+Both run as separate processes on the same synthetic clip (a face drifting over a textured background, speech-like
+audio, random weights in the published layout) with the same fixed box, alternately (ours, reference, ours, ...), so
+a drifting machine speed affects both alike. Each pair's ratio is printed, then the medians.
+
+The reference is not part of this project: pass a checkout of https://github.com/Rudrabha/Wav2Lip with
+``--reference``. It runs unmodified, with two adjustments made from outside at run time: ``librosa.filters.mel``
+accepts the positional arguments the reference passes (librosa >= 0.10 made them keyword-only), and its final
+``ffmpeg`` mux of the audio is skipped (so the reference's time leaves out muxing, while ours includes H.264 + AAC
+encoding: the comparison favours the reference).
+
+    python -m benchmarks.bench_vs_reference --reference ~/src/Wav2Lip --seconds 10 --pairs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("bench_vs_reference")
+
+
+def run_reference_inside(inference_py: Path, arguments: list[str]) -> None:
+    """Run the reference's inference.py in this process with the librosa and mux adjustments described above."""
+    import librosa.filters
+
+    mel_filters = librosa.filters.mel
+
+    def mel_with_positional(sr=None, n_fft=None, **options):
+        return mel_filters(sr=sr, n_fft=n_fft, **options)
+
+    librosa.filters.mel = mel_with_positional
+
+    real_call = subprocess.call
+
+    def call_without_mux(command, *args, **kwargs):
+        if isinstance(command, str) and command.startswith("ffmpeg") and "result.avi" in command:
+            return 0  # the final mux: left out of the reference's time
+        return real_call(command, *args, **kwargs)
+
+    subprocess.call = call_without_mux
+    sys.argv = [str(inference_py), *arguments]
+    runpy.run_path(str(inference_py), run_name="__main__")
+
+
+def prepare(workdir: Path, seconds: float, width: int, height: int) -> dict:
+    """The clip, the speech and a random-weight checkpoint in the published layout; returns paths and the box."""
+    import torch
+
+    from benchmarks.bench_pipeline import synthetic_clip, synthetic_speech
+    from lipsync.models import Wav2Lip, save_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = workdir / "wav2lip_gan.pth"
+    save_checkpoint(Wav2Lip().state_dict(), checkpoint, extra={"global_step": 1, "global_epoch": 1})
+    clip, speech = workdir / "clip.mp4", workdir / "speech.wav"
+    x1, y1, x2, y2 = synthetic_clip(clip, int(seconds * 25), width, height)
+    synthetic_speech(speech, seconds)
+    (workdir / "temp").mkdir(exist_ok=True)  # the reference writes temp/result.avi relative to its working folder
+    return {"checkpoint": checkpoint, "clip": clip, "speech": speech, "box": [y1, y2 + 10, x1, x2]}
+
+
+def timed(command: list[str], cwd: Path, env: dict) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reference", type=Path, help="checkout of Rudrabha/Wav2Lip (its inference.py is run)")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clip")
+    parser.add_argument("--pairs", type=int, default=3, help="ours/reference pairs after one warm-up pair")
+    parser.add_argument("--device", default="auto", help="passed to ours; the reference picks CUDA when it is there")
+    parser.add_argument("--run-reference", type=Path, help=argparse.SUPPRESS)  # internal: the child process
+    args, rest = parser.parse_known_args()
+    if args.run_reference:
+        run_reference_inside(args.run_reference, rest)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.reference is None or not (args.reference / "inference.py").is_file():
+        parser.error("--reference must be a checkout of Rudrabha/Wav2Lip (a folder holding inference.py)")
+    width, height = (int(value) for value in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="bench_vs_reference_") as tmp:
+        workdir = Path(tmp)
+        inputs = prepare(workdir, args.seconds, width, height)
+        box = [str(value) for value in inputs["box"]]
+        clip, speech, checkpoint = str(inputs["clip"]), str(inputs["speech"]), str(inputs["checkpoint"])
+        ours = [sys.executable, "-m", "lipsync", "--face", clip, "--audio", speech, "--checkpoint", checkpoint, "--box", *box,
+                "--device", args.device, "-o", str(workdir / "ours.mp4")]  # fmt: skip
+        inference_py = str(args.reference.resolve() / "inference.py")
+        reference = [sys.executable, "-m", "benchmarks.bench_vs_reference", "--run-reference", inference_py, "--checkpoint_path",
+                     checkpoint, "--face", clip, "--audio", speech, "--box", *box, "--outfile", str(workdir / "reference.mp4")]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(args.reference.resolve())])}
+        pairs = []
+        for index in range(args.pairs + 1):
+            ours_s = timed(ours, REPO, env)
+            reference_s = timed(reference, workdir, env)
+            if index == 0:
+                logger.info("warm-up pair: ours %.2f s, reference %.2f s", ours_s, reference_s)
+                continue
+            pairs.append((ours_s, reference_s))
+            logger.info("pair %d: ours %.2f s, reference %.2f s, reference/ours %.2fx", index, ours_s, reference_s, reference_s / ours_s)
+        frames = int(args.seconds * 25)
+        ours_median = statistics.median(pair[0] for pair in pairs)
+        reference_median = statistics.median(pair[1] for pair in pairs)
+        ratio = statistics.median(pair[1] / pair[0] for pair in pairs)
+        logger.info(
+            "%s, %d frames (%s s), fixed box, whole process: ours %.2f s (%.0f frames/s), reference %.2f s (%.0f frames/s); "
+            "median reference/ours %.2fx",
+            args.size, frames, args.seconds, ours_median, frames / ours_median, reference_median, frames / reference_median, ratio,
+        )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
