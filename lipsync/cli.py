@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = lipsync_file(args.face, args.audio, args.outfile, generator, detector, options, on_progress=progress, restorer=restorer)
     logger.info(
-        "wrote %s: %d frames in %.1f s (%.2f frames/s)",
+        "wrote %s: %d frames in %.2f s (%.2f frames/s)",
         report.output,
         report.frames,
         report.seconds,
