@@ -78,14 +78,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", choices=("gfpgan", "restoreformer", "codeformer"), default="gfpgan")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per setting (after one warm-up)")
-    parser.add_argument("--cpu-batch", type=int, default=1)
+    parser.add_argument("--cpu-batch", type=int, default=1, help="0: skip the CPU")
     parser.add_argument("--cuda-batches", type=int, nargs="*", default=[1, 8])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     with tempfile.TemporaryDirectory() as folder:
         path = build_weights(args.arch, Path(folder))
-        settings = [("cpu", args.cpu_batch, None)]
+        settings = [("cpu", args.cpu_batch, None)] if args.cpu_batch > 0 else []
         if torch.cuda.is_available():
             settings += [("cuda", batch, None) for batch in args.cuda_batches]
             settings += [("cuda", batch, torch.float32) for batch in args.cuda_batches]
@@ -101,7 +101,7 @@ def main() -> None:
                 "restore %s %s %s batch %d: network %.1f ms/face, crop+restore+blend on 720p %.1f ms/face",
                 restorer.architecture, device, str(restorer.dtype).replace("torch.", ""), batch, network, whole,
             )  # fmt: skip
-            if device == "cuda" and dtype is None and batch == settings[1][1]:
+            if device == "cuda" and dtype is None and batch == args.cuda_batches[0]:
                 faces = np.random.default_rng(1).random((2, 512, 512, 3), dtype=np.float32)
                 reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")
                 restorer.dtype = torch.float32

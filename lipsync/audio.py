@@ -240,6 +240,28 @@ def _normalise(mel: np.ndarray, config: MelConfig) -> np.ndarray:
     return np.clip(scaled, -config.max_abs_value, config.max_abs_value)
 
 
+def _full_window_count(columns: int, step: float) -> int:
+    """Windows of ``MEL_WINDOW`` columns starting at ``int(i * step)`` that fit in ``columns``."""
+    last_start = columns - MEL_WINDOW
+    count = int(last_start / step) + 1
+    while count > 0 and int((count - 1) * step) > last_start:
+        count -= 1
+    while int(count * step) <= last_start:
+        count += 1
+    return count
+
+
+def window_count(samples: int, fps: float, config: MelConfig = DEFAULT_MEL) -> int:
+    """``len(MelWindows(melspectrogram(wav), fps))`` for a ``samples``-long ``wav``, without computing the mel
+    (so the run can start while the mel is computed on another thread)."""
+    if samples < min_samples_for_window(config):
+        seconds = samples / config.sample_rate
+        raise MediaError(f"The audio is only {seconds:.3f} s long; at least 0.19 s of speech is needed.")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return _full_window_count(1 + samples // config.hop_size, config.columns_per_second / float(fps)) + 1
+
+
 class MelWindows:
     """The 16-column mel window of each video frame, sliced lazily (no ``[N, 80, 16]`` copy).
 
@@ -255,16 +277,7 @@ class MelWindows:
         self.mel = mel
         self.fps = float(fps)
         self.step = config.columns_per_second / self.fps
-        self.full_windows = self._count_full_windows()
-
-    def _count_full_windows(self) -> int:
-        last_start = self.mel.shape[1] - MEL_WINDOW
-        count = int(last_start / self.step) + 1
-        while count > 0 and int((count - 1) * self.step) > last_start:
-            count -= 1
-        while int(count * self.step) <= last_start:
-            count += 1
-        return count
+        self.full_windows = _full_window_count(mel.shape[1], self.step)
 
     def __len__(self) -> int:
         return self.full_windows + 1

@@ -191,3 +191,16 @@ def test_a_plain_mel_does_not_import_librosa_scipy_signal_or_numba() -> None:
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("fps", [25.0, 29.97, 30.0, 24.0, 60.0, 12.5, 7.0])
+def test_window_count_without_the_mel_equals_the_windows_of_the_mel(fps: float) -> None:
+    """The run learns its length from the sample count and computes the mel on a thread: the counts must agree."""
+    from lipsync.audio import min_samples_for_window, window_count
+
+    for samples in (3000, 3001, 3199, 3200, 8000, 16000, 16001, 40123, 85333):
+        wav = speechlike(samples / 16000, seed=samples)[:samples]
+        assert wav.size == samples
+        assert window_count(samples, fps) == len(MelWindows(melspectrogram(wav), fps)), (samples, fps)
+    with pytest.raises(MediaError, match=r"at least 0\.19 s"):
+        window_count(min_samples_for_window() - 1, fps)
