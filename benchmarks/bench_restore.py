@@ -67,8 +67,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[float, float]:
-    """(network ms/face, whole restore step ms/face), after one warm-up batch."""
+def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[float, dict[str, float]]:
+    """(network ms/face, whole restore step ms/face per warp path), after one warm-up batch each."""
     rng = np.random.default_rng(0)
     size = restorer.input_size
     faces = rng.random((batch, size, size, 3), dtype=np.float32)
@@ -81,11 +81,15 @@ def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[flo
         restorer(faces)
     synchronize(restorer.device)
     network = (time.perf_counter() - start) / (repeats * batch) * 1000
-    start = time.perf_counter()
-    for _ in range(repeats):
-        restore_faces(frames, [BOX] * batch, restorer, strength=0.8)
-    synchronize(restorer.device)
-    whole = (time.perf_counter() - start) / (repeats * batch) * 1000
+    whole = {}
+    for on_device in (True, False) if restorer.device.type == "cuda" else (False,):
+        restore_faces(frames, [BOX] * batch, restorer, strength=0.8, on_device=on_device)
+        synchronize(restorer.device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            restore_faces(frames, [BOX] * batch, restorer, strength=0.8, on_device=on_device)
+        synchronize(restorer.device)
+        whole["torch warps" if on_device else "OpenCV warps"] = (time.perf_counter() - start) / (repeats * batch) * 1000
     return network, whole
 
 
@@ -116,9 +120,10 @@ def bench_arch(path: Path, args: argparse.Namespace) -> None:
             restorer.dtype = dtype
             restorer.model.to(dtype)
         network, whole = time_restorer(restorer, batch, args.repeats)
+        steps = ", ".join(f"{value:.1f} ms/face ({name}, {value / network:.2f}x the network)" for name, value in whole.items())
         logger.info(
-            "restore %s-%d %s %s batch %d: network %.1f ms/face, crop+restore+blend on 720p %.1f ms/face",
-            restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch, network, whole,
+            "restore %s-%d %s %s batch %d: network %.1f ms/face; crop+restore+blend on 720p %s",
+            restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch, network, steps,
         )  # fmt: skip
         if device == "cuda" and dtype is None and batch == args.cuda_batches[0]:
             size = restorer.input_size

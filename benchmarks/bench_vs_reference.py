@@ -105,7 +105,8 @@ def main() -> int:
         inference_py = str(args.reference.resolve() / "inference.py")
         reference = [sys.executable, "-m", "benchmarks.bench_vs_reference", "--run-reference", inference_py, "--checkpoint_path",
                      checkpoint, "--face", clip, "--audio", speech, "--box", *box, "--outfile", str(workdir / "reference.mp4")]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(args.reference.resolve())])}
+        paths = [str(REPO), str(args.reference.resolve()), os.environ.get("PYTHONPATH", "")]  # keep an existing one (wheels)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
         pairs = []
         for index in range(args.pairs + 1):
             ours_s = timed(ours, REPO, env)

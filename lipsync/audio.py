@@ -102,10 +102,19 @@ def to_model_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         logger.warning("audio holds %d non-finite samples; treating them as silence", int((~np.isfinite(wav)).sum()))
         wav = np.nan_to_num(wav, nan=0.0, posinf=0.0, neginf=0.0)
     if sample_rate != SAMPLE_RATE:
-        import librosa
-
-        wav = librosa.resample(wav, orig_sr=sample_rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+        wav = resample_to_model_rate(wav, sample_rate)
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def resample_to_model_rate(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``librosa.resample(wav, orig_sr=sample_rate, target_sr=16000, res_type="soxr_hq")``, called on soxr
+    directly (the same calls, equal to the sample), so a run does not import librosa, numba and scipy."""
+    import soxr
+
+    length = int(np.ceil(wav.shape[-1] * float(SAMPLE_RATE) / sample_rate))
+    resampled = soxr.resample(wav, sample_rate, SAMPLE_RATE, quality="soxr_hq")
+    resampled = resampled[:length] if resampled.shape[-1] >= length else np.pad(resampled, (0, length - resampled.shape[-1]))
+    return np.asarray(resampled, dtype=wav.dtype)
 
 
 def load_audio(path: str | Path) -> np.ndarray:
@@ -116,14 +125,46 @@ def load_audio(path: str | Path) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def mel_basis(config: MelConfig = DEFAULT_MEL) -> np.ndarray:
-    """The Slaney-normalised mel filterbank ``[num_mels, n_fft // 2 + 1]`` (float32)."""
-    import librosa
+    """The Slaney-normalised mel filterbank ``[num_mels, n_fft // 2 + 1]`` (float32).
 
+    Equal to ``librosa.filters.mel(sr=..., n_fft=..., n_mels=..., fmin=..., fmax=...)`` value for value
+    (a test compares them); computed here so a run does not import librosa, numba and scipy (about a
+    second of start-up).
+    """
     if config.fmax > config.sample_rate // 2:
         raise ValueError("fmax must not exceed the Nyquist frequency")
-    return librosa.filters.mel(
-        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.num_mels, fmin=config.fmin, fmax=config.fmax
-    ).astype(np.float32)
+    fft_freqs = np.fft.rfftfreq(n=config.n_fft, d=1.0 / config.sample_rate)
+    mel_range = np.linspace(_hz_to_slaney_mel(config.fmin), _hz_to_slaney_mel(config.fmax), config.num_mels + 2)
+    mel_freqs = _slaney_mel_to_hz(mel_range)
+    spacing = np.diff(mel_freqs)
+    ramps = np.subtract.outer(mel_freqs, fft_freqs)
+    weights = np.zeros((config.num_mels, 1 + config.n_fft // 2), dtype=np.float32)
+    for index in range(config.num_mels):  # triangles rising from mel_freqs[i] to [i + 1], falling to [i + 2]
+        rising = -ramps[index] / spacing[index]
+        falling = ramps[index + 2] / spacing[index + 1]
+        weights[index] = np.maximum(0, np.minimum(rising, falling))
+    weights *= (2.0 / (mel_freqs[2 : config.num_mels + 2] - mel_freqs[: config.num_mels]))[:, np.newaxis]  # equal area
+    return weights
+
+
+# Slaney's mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic (a factor 6.4 per 27 mels) above.
+_MEL_HZ_STEP = 200.0 / 3
+_LOG_START_HZ = 1000.0
+_LOG_START_MEL = _LOG_START_HZ / _MEL_HZ_STEP
+_LOG_STEP = np.log(6.4) / 27.0
+
+
+def _hz_to_slaney_mel(hz: float) -> float:
+    if hz >= _LOG_START_HZ:
+        return _LOG_START_MEL + np.log(hz / _LOG_START_HZ) / _LOG_STEP
+    return hz / _MEL_HZ_STEP
+
+
+def _slaney_mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    hz = 0.0 + _MEL_HZ_STEP * mels
+    above = mels >= _LOG_START_MEL
+    hz[above] = _LOG_START_HZ * np.exp(_LOG_STEP * (mels[above] - _LOG_START_MEL))
+    return hz
 
 
 def min_samples_for_window(config: MelConfig = DEFAULT_MEL) -> int:
@@ -158,10 +199,13 @@ def melspectrogram(wav: np.ndarray, config: MelConfig = DEFAULT_MEL, block_colum
 
 @functools.lru_cache(maxsize=4)
 def stft_window(config: MelConfig = DEFAULT_MEL) -> np.ndarray:
-    """librosa's STFT window: a periodic Hann of ``win_size`` centred in ``n_fft`` (float64)."""
-    from scipy.signal import get_window
+    """librosa's STFT window: a periodic Hann of ``win_size`` centred in ``n_fft`` (float64).
 
-    window = get_window("hann", config.win_size, fftbins=True)
+    The same arithmetic as ``scipy.signal.get_window("hann", win_size, fftbins=True)`` (a test compares
+    them), without importing scipy.signal at start-up.
+    """
+    angles = np.linspace(-np.pi, np.pi, config.win_size + 1)
+    window = (0.5 * np.cos(0 * angles) + 0.5 * np.cos(angles))[:-1]
     left = (config.n_fft - config.win_size) // 2
     return np.pad(window, (left, config.n_fft - config.win_size - left))
 
@@ -196,6 +240,28 @@ def _normalise(mel: np.ndarray, config: MelConfig) -> np.ndarray:
     return np.clip(scaled, -config.max_abs_value, config.max_abs_value)
 
 
+def _full_window_count(columns: int, step: float) -> int:
+    """Windows of ``MEL_WINDOW`` columns starting at ``int(i * step)`` that fit in ``columns``."""
+    last_start = columns - MEL_WINDOW
+    count = int(last_start / step) + 1
+    while count > 0 and int((count - 1) * step) > last_start:
+        count -= 1
+    while int(count * step) <= last_start:
+        count += 1
+    return count
+
+
+def window_count(samples: int, fps: float, config: MelConfig = DEFAULT_MEL) -> int:
+    """``len(MelWindows(melspectrogram(wav), fps))`` for a ``samples``-long ``wav``, without computing the mel
+    (so the run can start while the mel is computed on another thread)."""
+    if samples < min_samples_for_window(config):
+        seconds = samples / config.sample_rate
+        raise MediaError(f"The audio is only {seconds:.3f} s long; at least 0.19 s of speech is needed.")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return _full_window_count(1 + samples // config.hop_size, config.columns_per_second / float(fps)) + 1
+
+
 class MelWindows:
     """The 16-column mel window of each video frame, sliced lazily (no ``[N, 80, 16]`` copy).
 
@@ -211,16 +277,7 @@ class MelWindows:
         self.mel = mel
         self.fps = float(fps)
         self.step = config.columns_per_second / self.fps
-        self.full_windows = self._count_full_windows()
-
-    def _count_full_windows(self) -> int:
-        last_start = self.mel.shape[1] - MEL_WINDOW
-        count = int(last_start / self.step) + 1
-        while count > 0 and int((count - 1) * self.step) > last_start:
-            count -= 1
-        while int(count * self.step) <= last_start:
-            count += 1
-        return count
+        self.full_windows = _full_window_count(mel.shape[1], self.step)
 
     def __len__(self) -> int:
         return self.full_windows + 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .device import PRECISIONS
+from .encode import ENCODERS
 from .errors import LipSyncError
 from .faces.choice import DETECTORS
 from .faces.stream import BEST, FACE_CHOICES
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--codeformer-fidelity", type=float, default=0.5, help="CodeFormer weight: 0 = most restoration, 1 = most faithful")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 18 is visually lossless)")
+    parser.add_argument(
+        "--encoder",
+        choices=ENCODERS,
+        default="auto",
+        help="H.264 encoder; auto = h264_nvenc when generating on CUDA and it opens, else libx264",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return parser
 
@@ -170,6 +177,7 @@ def options_from_args(args: argparse.Namespace) -> LipSyncOptions:
         paste=PasteOptions(args.paste_mode, args.mask_size, args.mask_feather, args.mask_offset, args.colour_match),
         restore_strength=args.restore_strength,
         codeformer_fidelity=args.codeformer_fidelity,
+        encoder=args.encoder,
     )
 
 
@@ -223,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
             args.face, args.audio, args.outfile, models.generator, models.detector, options, on_progress=progress, restorer=models.restorer
         )
     logger.info(
-        "wrote %s: %d frames in %.1f s (%.2f frames/s)",
+        "wrote %s: %d frames in %.2f s (%.2f frames/s)",
         report.output,
         report.frames,
         report.seconds,

@@ -1,15 +1,20 @@
-"""Plain-torch device handling for use outside ComfyUI, and the out-of-memory back-off."""
+"""Plain-torch device handling for use outside ComfyUI, and the out-of-memory back-off.
+
+torch is imported inside the functions, so the command line can list ``PRECISIONS`` for ``--help``
+without the seconds that importing torch takes.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TypeVar
-
-import torch
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import LipSyncError
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +23,8 @@ T = TypeVar("T")
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; any other name is passed to torch."""
+    import torch
+
     if name != "auto":
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -32,11 +39,15 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def is_out_of_memory(error: BaseException) -> bool:
     """True for CUDA/MPS/CPU allocation failures, which a smaller batch may avoid."""
+    import torch
+
     return isinstance(error, torch.cuda.OutOfMemoryError) or (isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
 
 
 def run_with_oom_backoff(run: Callable[[int], T], batch_size: int, what: str) -> T:
     """Call ``run(batch_size)``, halving the batch after each out-of-memory error down to 1."""
+    import torch
+
     while True:
         try:
             return run(batch_size)
@@ -61,6 +72,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None: plain fp32); auto is fp16 on CUDA only."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    import torch
+
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else None
     return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
@@ -70,4 +83,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     """``torch.autocast`` for ``dtype`` on ``device``, or a no-op context for fp32."""
     if dtype is None:
         return contextlib.nullcontext()
+    import torch
+
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -3,6 +3,7 @@ into place only when everything succeeded, so a failed or cancelled run leaves n
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import uuid
@@ -19,6 +20,46 @@ logger = logging.getLogger(__name__)
 
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 AAC_FRAME = 1024
+
+LIBX264 = "libx264"
+NVENC = "h264_nvenc"
+AUTO = "auto"
+ENCODERS = (AUTO, LIBX264, NVENC)  # auto: NVENC when the generator runs on CUDA and NVENC opens, else libx264
+
+
+@functools.lru_cache(maxsize=8)
+def nvenc_failure(width: int, height: int) -> str | None:
+    """None when FFmpeg's ``h264_nvenc`` opens at ``width`` x ``height`` here, else why it does not.
+
+    PyAV wheels list NVENC even where no NVIDIA driver or free encoder session exists; it fails only
+    when the codec is opened, so a throw-away context is opened once per size and process.
+    """
+    import av
+
+    try:
+        context = av.CodecContext.create(NVENC, "w")
+        context.width, context.height, context.pix_fmt = width, height, "yuv420p"
+        context.time_base = Fraction(1, 25)
+        context.open()
+    except Exception as error:  # noqa: BLE001 - any failure (not built in, no driver, no session) means libx264
+        return str(error).strip() or type(error).__name__
+    del context  # freed here, which ends its encoder session
+    return None
+
+
+def choose_encoder(encoder: str, width: int, height: int) -> str:
+    """The codec to write with: ``h264_nvenc`` when asked (or ``auto``) and it opens, else ``libx264``
+    (with one log line saying why)."""
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+    if encoder == LIBX264:
+        return LIBX264
+    failure = nvenc_failure(width + width % 2, height + height % 2)  # the writer pads odd sizes
+    if failure is None:
+        return NVENC
+    log = logger.warning if encoder == NVENC else logger.info
+    log("h264_nvenc does not open here (%s); encoding with libx264", failure)
+    return LIBX264
 
 
 def stream_audio(path: str | Path, rate: int, layout: str) -> Iterator[np.ndarray]:
@@ -65,6 +106,7 @@ class VideoWriter:
         audio_path: str | Path | None = None,
         crf: int = 18,
         preset: str = "veryfast",
+        encoder: str = LIBX264,
     ) -> None:
         if width < 1 or height < 1:
             raise MediaError(f"Cannot write a {width}x{height} video.")
@@ -73,6 +115,8 @@ class VideoWriter:
         self.width, self.height = width, height
         self.audio_path = Path(audio_path) if audio_path is not None else None
         self.crf, self.preset = crf, preset
+        self.encoder = encoder  # LIBX264, NVENC or AUTO; the codec actually used is ``self.codec`` once open
+        self.codec = LIBX264
         self.frames_written = 0
         self._container = None
         self._temp_path: Path | None = None
@@ -105,11 +149,7 @@ class VideoWriter:
                 self._encoded_width,
                 self._encoded_height,
             )
-        video = self._container.add_stream("libx264", rate=self.fps)
-        video.width, video.height = self._encoded_width, self._encoded_height
-        video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(self.crf), "preset": self.preset}
-        self._video = video
+        self._video = self._add_video_stream()
         self._audio = None
         if self.audio_path is not None:
             rate, layout = audio_track_format(self.audio_path)
@@ -120,6 +160,19 @@ class VideoWriter:
             self._audio_pending = np.zeros((1 if layout == "mono" else 2, 0), dtype=np.float32)
             self._audio_sent = 0
             self._audio_done = False
+
+    def _add_video_stream(self):
+        """The H.264 stream, with the codec's own threads (frame and slice) on every core."""
+        self.codec = choose_encoder(self.encoder, self.width, self.height)
+        video = self._container.add_stream(self.codec, rate=self.fps)
+        video.width, video.height = self._encoded_width, self._encoded_height
+        video.pix_fmt = "yuv420p"
+        if self.codec == NVENC:  # constant quality at the crf's value, as libx264's crf does
+            video.options = {"preset": "p4", "rc": "vbr", "cq": str(self.crf), "b": "0"}
+        else:
+            video.options = {"crf": str(self.crf), "preset": self.preset}
+        video.thread_type = "AUTO"  # PyAV's default (slice threads only) leaves libx264 at ~40% of its speed
+        return video
 
     def write(self, frame: np.ndarray) -> None:
         """Encode one RGB uint8 ``[H, W, 3]`` frame of the size given at construction."""

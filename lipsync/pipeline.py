@@ -11,14 +11,16 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from .audio import MelWindows, load_audio, melspectrogram
+from .audio import MelWindows, load_audio, melspectrogram, window_count
 from .blend import PasteOptions, paste_faces_blended
-from .encode import VideoWriter
+from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
 from .faces.sparse import wrap_detection
@@ -34,6 +36,7 @@ from .timeline import LOOP, PING_PONG, TRIM, source_frame
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
+T = TypeVar("T")
 MISSING_FACE_MODES = ("passthrough", "error")
 FILE_LENGTH_MODES = (LOOP, PING_PONG, TRIM)
 
@@ -64,6 +67,7 @@ class LipSyncOptions:
     paste: PasteOptions = field(default_factory=PasteOptions)
     restore_strength: float = 1.0  # with a face restorer: 0..1 of the restored mouth region blended in
     codeformer_fidelity: float = 0.5
+    encoder: str = AUTO  # H.264 encoder: auto = h264_nvenc when generating on CUDA and it opens, else libx264
 
     def __post_init__(self) -> None:
         if self.on_missing_face not in MISSING_FACE_MODES:
@@ -76,6 +80,8 @@ class LipSyncOptions:
             raise ValueError("restore_strength and codeformer_fidelity must be between 0 and 1")
         if self.max_gap < 0:
             raise ValueError("max_gap must be 0 or more")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
 
 
 @dataclass
@@ -111,6 +117,7 @@ class RunReport:
     fps: float
     seconds: float
     stage_seconds: dict[str, float]
+    encoder: str = "libx264"  # the H.264 encoder that wrote the output (h264_nvenc or libx264)
 
 
 class TimedDetector(FaceDetector):
@@ -232,6 +239,16 @@ def _frame_sink(writer: VideoWriter, times: StageTimes, depth: int) -> Iterator[
         yield consumer.put
 
 
+@contextlib.contextmanager
+def _in_background(function: Callable[..., T], *args: object) -> Iterator[Future[T]]:
+    """``function(*args)`` on a thread of its own; leaving waits for it (it cannot be interrupted)."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="lipsync-background")
+    try:
+        yield pool.submit(function, *args)
+    finally:
+        pool.shutdown(wait=True)
+
+
 def lipsync_file(
     face_path: str | Path,
     audio_path: str | Path,
@@ -249,10 +266,10 @@ def lipsync_file(
     started = time.perf_counter()
     times = StageTimes()
     source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
-    mel_start = time.perf_counter()
-    windows = MelWindows(melspectrogram(load_audio(audio_path)), source.fps)
-    times.add("audio", time.perf_counter() - mel_start)
-    total = len(windows)
+    audio_start = time.perf_counter()
+    wav = load_audio(audio_path)
+    total = window_count(wav.size, source.fps)  # the mel itself is computed on a thread while frames are decoded
+    times.add("audio", time.perf_counter() - audio_start)
     if options.length_mode == TRIM and not (source.is_image or options.static) and source.frame_count:
         total = min(total, source.frame_count)  # a shorter video ends the output (and its audio)
     logger.info("%d output frames at %.3f fps from %s", total, source.fps, Path(face_path).name)
@@ -263,10 +280,14 @@ def lipsync_file(
     overlap = options.overlap if options.overlap is not None else generator.device.type != "cpu"
     if overlap:
         schedule = prefetch(schedule, depth=chunk_size)
+    encoder = options.encoder if options.encoder != AUTO or generator.device.type == "cuda" else LIBX264
+    size = (source.width, source.height)
     with (
-        VideoWriter(output_path, source.fps, source.width, source.height, audio_path=audio_path, crf=options.crf) as writer,
+        _in_background(melspectrogram, wav) as mel,
+        VideoWriter(output_path, source.fps, *size, audio_path=audio_path, crf=options.crf, encoder=encoder) as writer,
         _frame_sink(writer, times, chunk_size if overlap else 0) as sink,
     ):
+        windows: MelWindows | None = None
         while written < total:
             chunk = list(itertools.islice(schedule, chunk_size))
             if not chunk:
@@ -281,6 +302,10 @@ def lipsync_file(
                 )
             without_face += len(chunk) - len(with_face)
             if with_face:
+                if windows is None:
+                    step = time.perf_counter()
+                    windows = MelWindows(mel.result(), source.fps)
+                    times.add("audio", time.perf_counter() - step)  # only the wait for the mel thread
                 step = time.perf_counter()
                 boxes = [chunk[index][1] for index in with_face]
                 crops = crop_faces([frames[index] for index in with_face], boxes, generator.img_size)
@@ -303,4 +328,5 @@ def lipsync_file(
                 on_progress(written, total)
     if without_face:
         logger.warning("%d of %d frames had no face and were left unchanged", without_face, written)
-    return RunReport(Path(output_path), written, without_face, source.fps, time.perf_counter() - started, dict(times.seconds))
+    seconds = time.perf_counter() - started
+    return RunReport(Path(output_path), written, without_face, source.fps, seconds, dict(times.seconds), writer.codec)

@@ -142,3 +142,65 @@ def test_video_audio_track_and_errors(tmp_path, example_video) -> None:
     garbage.write_bytes(b"not audio at all" * 100)
     with pytest.raises(MediaError):
         load_audio(garbage)
+
+
+MEL_CONFIGS = [MelConfig(), MelConfig(sample_rate=22050, n_fft=1024, win_size=1024, num_mels=128, fmin=0.0, fmax=8000.0),
+               MelConfig(n_fft=512, win_size=400, num_mels=40, fmin=0.0, fmax=8000.0)]  # fmt: skip
+
+
+@pytest.mark.parametrize("config", MEL_CONFIGS)
+def test_mel_basis_and_window_equal_librosa_and_scipy(config: MelConfig) -> None:
+    """Computed without importing librosa or scipy.signal (start-up time), equal to what they give, value for value."""
+    from scipy.signal import get_window
+
+    from lipsync.audio import mel_basis, stft_window
+
+    theirs = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.num_mels, fmin=config.fmin, fmax=config.fmax)
+    ours = mel_basis(config)
+    assert ours.dtype == theirs.dtype == np.float32
+    np.testing.assert_array_equal(ours, theirs)
+    left = (config.n_fft - config.win_size) // 2
+    window = stft_window(config)
+    np.testing.assert_array_equal(window[left : left + config.win_size], get_window("hann", config.win_size, fftbins=True))
+    assert window.shape == (config.n_fft,) and not window[:left].any() and not window[left + config.win_size :].any()
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000])
+def test_resampling_equals_librosa_soxr_hq(rate: int) -> None:
+    from lipsync.audio import resample_to_model_rate
+
+    signal = speechlike(1.3, rate, seed=rate)[: int(1.3 * rate) - 7]
+    theirs = librosa.resample(signal, orig_sr=rate, target_sr=16000, res_type="soxr_hq")
+    ours = resample_to_model_rate(signal, rate)
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_plain_mel_does_not_import_librosa_scipy_signal_or_numba() -> None:
+    """Start-up: decoding 16 kHz audio and its mel must not pull in the heavy packages (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, numpy as np\n"
+        "from lipsync.audio import melspectrogram, to_model_rate\n"
+        "melspectrogram(to_model_rate(np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1, 44100))\n"
+        "print(sorted(name for name in ('librosa', 'scipy.signal', 'numba') if name in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("fps", [25.0, 29.97, 30.0, 24.0, 60.0, 12.5, 7.0])
+def test_window_count_without_the_mel_equals_the_windows_of_the_mel(fps: float) -> None:
+    """The run learns its length from the sample count and computes the mel on a thread: the counts must agree."""
+    from lipsync.audio import min_samples_for_window, window_count
+
+    for samples in (3000, 3001, 3199, 3200, 8000, 16000, 16001, 40123, 85333):
+        wav = speechlike(samples / 16000, seed=samples)[:samples]
+        assert wav.size == samples
+        assert window_count(samples, fps) == len(MelWindows(melspectrogram(wav), fps)), (samples, fps)
+    with pytest.raises(MediaError, match=r"at least 0\.19 s"):
+        window_count(min_samples_for_window() - 1, fps)

@@ -1,8 +1,25 @@
-"""Face detection, crop boxes and their temporal smoothing."""
+"""Face detection, crop boxes and their temporal smoothing.
 
-from .detector import FaceDetector, S3FDDetector, nms
-from .stream import first_face_box, track_faces
-from .track import Box, BoxSmoother, CropGeometry, FaceTrack, GapFiller, Pads, box_iou, fixed_box, padded_box, smooth_boxes
+The names below are imported on first use, so ``lipsync.faces.choice`` or ``.track`` can be imported
+(by the command line's option list, for one) without loading torch through the detector module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_SOURCES = {
+    "FaceDetector": ".detector",
+    "S3FDDetector": ".detector",
+    "nms": ".detector",
+    "first_face_box": ".stream",
+    "track_faces": ".stream",
+    **dict.fromkeys(
+        ("Box", "BoxSmoother", "CropGeometry", "FaceTrack", "GapFiller", "Pads", "box_iou", "fixed_box", "padded_box", "smooth_boxes"),
+        ".track",
+    ),
+}
 
 __all__ = [
     "Box",
@@ -21,3 +38,14 @@ __all__ = [
     "smooth_boxes",
     "track_faces",
 ]
+
+if TYPE_CHECKING:
+    from .detector import FaceDetector, S3FDDetector, nms
+    from .stream import first_face_box, track_faces
+    from .track import Box, BoxSmoother, CropGeometry, FaceTrack, GapFiller, Pads, box_iou, fixed_box, padded_box, smooth_boxes
+
+
+def __getattr__(name: str) -> object:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_SOURCES[name], __name__), name)

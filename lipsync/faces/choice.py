@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import LipSyncError
-from .detector import FaceDetector
+
+if TYPE_CHECKING:  # torch is imported when a detector is built, not by the command line's option list
+    import torch
+
+    from .detector import FaceDetector
 
 DETECTORS = ("s3fd", "opencv")
 

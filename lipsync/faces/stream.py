@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .detector import FaceDetector
 from .track import Box, BoxSmoother, GapFiller, Pads, box_iou, padded_box
+
+if TYPE_CHECKING:  # the detector module imports torch; the command line's --help does not need it
+    from .detector import FaceDetector
 
 DEFAULT_PADS = Pads()
 BEST = "best score"

@@ -35,18 +35,27 @@ def restore_faces(
     strength: float = 1.0,
     mask: PasteOptions = DEFAULT_MASK,
     fidelity: float = 0.5,
+    on_device: bool | None = None,
 ) -> None:
     """Restore the face in each frame (in place): crop at 512 (the restorer's ``input_size``) from the
     full-resolution frame, restore in batches of the restorer's batch size, warp back through the inverse
     affine, and blend with ``strength`` x the mouth mask.
 
-    The mouth mask uses ``mask``'s size, feather and offset whatever its paste mode.
+    The mouth mask uses ``mask``'s size, feather and offset whatever its paste mode. ``on_device`` (default: when
+    the restorer runs on CUDA) does the crop, warp-back and blend with torch on the restorer's device instead of
+    OpenCV on the CPU, one batched transfer each way instead of per-face CPU warps (within a grey level of the
+    OpenCV path; the CPU default is unchanged).
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"restoration strength must be between 0 and 1, got {strength}")
     if len(frames) != len(boxes):
         raise ValueError(f"{len(frames)} frames but {len(boxes)} face boxes")
     if strength == 0.0 or not frames:
+        return
+    if on_device is None:
+        on_device = getattr(getattr(restorer, "device", None), "type", "cpu") == "cuda"
+    if on_device:
+        _restore_on_device(frames, boxes, restorer, strength, mask, fidelity)
         return
     step = max(1, restorer.batch_size)
     for start in range(0, len(frames), step):  # one network batch at a time bounds the 512x512 crops held
@@ -61,3 +70,31 @@ def restore_faces(
             back = geometry.uncrop(face, box) * (255.0 if frame.dtype == np.uint8 else 1.0)
             weights = mouth_mask(y2 - y1, x2 - x1, mask.mask_size, mask.feather, mask.vertical_offset) * np.float32(strength)
             blend_into(frame, back, weights, box)
+
+
+def _restore_on_device(
+    frames: Sequence[np.ndarray], boxes: Sequence[Box], restorer: FaceRestorer, strength: float, mask: PasteOptions, fidelity: float
+) -> None:
+    """``restore_faces`` with the warps and the blend in torch on ``restorer.device``."""
+    import torch
+
+    from .warp import affine_sample, blend_region, frame_tensor
+
+    step = max(1, restorer.batch_size)
+    size = restorer.input_size
+    with torch.inference_mode():
+        for start in range(0, len(frames), step):
+            group_frames, group_boxes = frames[start : start + step], boxes[start : start + step]
+            geometries = [restore_geometry(box, size) for box in group_boxes]
+            tensors = [frame_tensor(frame, restorer.device) for frame in group_frames]
+            pairs = zip(tensors, geometries, strict=True)
+            crops = torch.cat([affine_sample(tensor, geometry.inverse, size, size) for tensor, geometry in pairs])
+            scale = 255.0 if group_frames[0].dtype == np.uint8 else 1.0
+            restored = restorer.restore_tensor(crops / scale, fidelity=fidelity) * scale
+            for index, (frame, geometry, box) in enumerate(zip(group_frames, geometries, group_boxes, strict=True)):
+                x1, y1, x2, y2 = box
+                to_crop = geometry.affine.copy()
+                to_crop[:, 2] += geometry.affine[:, :2] @ np.array([x1, y1], dtype=np.float64)  # region pixel -> crop pixel
+                back = affine_sample(restored[index : index + 1], to_crop, y2 - y1, x2 - x1)[0]
+                weights = mouth_mask(y2 - y1, x2 - x1, mask.mask_size, mask.feather, mask.vertical_offset) * np.float32(strength)
+                blend_region(frame, tensors[index], back, weights, box)

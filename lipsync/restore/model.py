@@ -149,12 +149,17 @@ class FaceRestorer:
     def __call__(self, faces: np.ndarray, fidelity: float = 0.5) -> np.ndarray:
         """Restore float RGB faces ``[N, S, S, 3]`` (0..1); ``fidelity`` is CodeFormer's weight (0 = most
         restoration, 1 = closest to the input). Returns float32 ``[N, S, S, 3]`` in 0..1."""
+        batch = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32)).to(self.device).permute(0, 3, 1, 2)
+        return self.restore_tensor(batch, fidelity).permute(0, 2, 3, 1).cpu().numpy()
 
-        def run(batch_size: int) -> np.ndarray:
+    @torch.inference_mode()
+    def restore_tensor(self, faces: torch.Tensor, fidelity: float = 0.5) -> torch.Tensor:
+        """As ``__call__`` for float ``[N, 3, S, S]`` tensors (0..1) already on the device: float32 ``[N, 3, S, S]``."""
+
+        def run(batch_size: int) -> torch.Tensor:
             outputs = []
             for start in range(0, len(faces), batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(faces[start : start + batch_size], dtype=np.float32))
-                batch = (batch.to(self.device).permute(0, 3, 1, 2).to(self.dtype) * 2.0 - 1.0).contiguous()
+                batch = (faces[start : start + batch_size].to(self.device, self.dtype) * 2.0 - 1.0).contiguous()
                 if self.architecture == CODEFORMER:
                     restored = self.model(batch, weight=float(fidelity))[0]
                 elif self.architecture == GFPGAN:
@@ -163,9 +168,8 @@ class FaceRestorer:
                     restored = self.model(batch, return_rgb=False, randomize_noise=False)[0]
                 else:
                     restored = self.model(batch)[0]
-                restored = ((restored.float().clamp(-1.0, 1.0) + 1.0) / 2.0).permute(0, 2, 3, 1)
-                outputs.append(restored.cpu().numpy())
-            return np.concatenate(outputs)
+                outputs.append((restored.float().clamp(-1.0, 1.0) + 1.0) / 2.0)
+            return torch.cat(outputs)
 
         return run_with_oom_backoff(run, self.batch_size, what=f"{self.architecture} face restoration")
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# One GPU session's measurements (issue 17), run from the repository root on a lent GPU machine:
+# installs the wheels in .whl/ (the image lacks PyAV, librosa, face-alignment, spandrel, ...) into /tmp/site, then runs
+# each benchmark under its own time limit and writes its output to $OUT/<name>.log, with $OUT/summary.log collecting
+# the headline lines. Every step runs even when an earlier one failed; the exit status is the number of failed steps.
+#
+#   OUT=/tmp/gpuout bash benchmarks/gpu_run.sh                       # the full run (about 6 minutes on an H100/H200)
+#   OUT=/tmp/gpuout GPU_RUN_SMALL=1 bash benchmarks/gpu_run.sh       # tiny sizes: checks the script end to end on a CPU
+#
+# Environment: OUT (required), GPU_RUN_SMALL=1 (tiny sizes), GPU_RUN_WHEELS (default .whl), GPU_RUN_SITE (default
+# /tmp/site), WAV2LIP_REF (a copy of Rudrabha/Wav2Lip's inference.py, audio.py, hparams.py, models/, face_detection/;
+# default .cache/Wav2Lip; the reference comparison is skipped without it), PYTHON (default python3).
+set -u
+: "${OUT:?set OUT to the folder the logs go to}"
+mkdir -p "$OUT"
+PYTHON=${PYTHON:-python3}
+WHEELS=${GPU_RUN_WHEELS:-.whl}
+SITE=${GPU_RUN_SITE:-/tmp/site}
+REF=${WAV2LIP_REF:-.cache/Wav2Lip}
+SMALL=${GPU_RUN_SMALL:-0}
+FAILED=0
+STARTED=$(date +%s)
+
+if [ "$SMALL" = 1 ]; then
+  ENC="--frames 20 --size 320x240 --repeats 1"
+  PIPE="--frames 30 --size 320x240 --settings fixed-box default --no-generator-bench"
+  RESTORE="--repeats 1 --cpu-batch 1 --cuda-batches 1"
+  SYNC="--frames 50 --batch-size 16"
+  START="--seconds 1 --size 320x240 --repeats 1"
+  VSREF="--seconds 1 --size 320x240 --pairs 1"
+  LIMIT=600
+else
+  ENC="--frames 250 --size 1280x720 --repeats 2"
+  PIPE="--frames 1500 --size 1280x720 --settings fixed-box default"
+  RESTORE="--repeats 3 --cpu-batch 0 --cuda-batches 1 8"
+  SYNC="--frames 1500 --batch-size 64"
+  START="--seconds 10 --size 1280x720 --repeats 2"
+  VSREF="--seconds 10 --size 1280x720 --pairs 2"
+  LIMIT=1
+fi
+
+# step NAME SECONDS COMMAND...: run with a time limit (scaled by LIMIT on a CPU), output to $OUT/NAME.log
+step() {
+  local name=$1 seconds=$2
+  shift 2
+  [ "$SMALL" = 1 ] && seconds=$LIMIT
+  echo "=== $name (limit ${seconds}s, $(($(date +%s) - STARTED))s into the run): $*" | tee -a "$OUT/summary.log"
+  local begin=$(date +%s)
+  timeout --kill-after=10 "$seconds" "$@" >"$OUT/$name.log" 2>&1
+  local status=$?
+  echo "--- $name: exit $status after $(($(date +%s) - begin))s" | tee -a "$OUT/summary.log"
+  [ $status -ne 0 ] && FAILED=$((FAILED + 1)) && tail -n 15 "$OUT/$name.log" | sed 's/^/    /' | tee -a "$OUT/summary.log"
+  return 0
+}
+
+# headline NAME PATTERN: copy a log's matching lines into the summary
+headline() { grep -E "$2" "$OUT/$1.log" 2>/dev/null | sed "s/^/  [$1] /" | tee -a "$OUT/summary.log"; }
+
+: >"$OUT/summary.log"
+if command -v nvidia-smi >/dev/null; then
+  step nvidia-smi 10 nvidia-smi
+  headline nvidia-smi "NVIDIA-SMI|MiB"
+fi
+if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  step install 60 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+fi
+step versions 40 "$PYTHON" -c "
+import os, sys, numpy, torch, av, cv2, librosa, face_alignment, spandrel
+print('python', sys.version.split()[0], '| torch', torch.__version__, '| CUDA', torch.cuda.is_available(),
+      torch.cuda.get_device_name() if torch.cuda.is_available() else '-', '| cores', os.cpu_count(), '| torch threads', torch.get_num_threads())
+print('numpy', numpy.__version__, '| PyAV', av.__version__, '| OpenCV', cv2.__version__, '| librosa', librosa.__version__,
+      '| face-alignment', face_alignment.__version__, '| spandrel', spandrel.__version__)
+print('h264_nvenc in this PyAV:', 'h264_nvenc' in av.codecs_available)
+"
+headline versions "."
+
+step pipeline 130 "$PYTHON" -m benchmarks.bench_pipeline $PIPE
+headline pipeline "frames/s|FLOP floor|optimised batch 128"
+if [ -f "$REF/inference.py" ]; then
+  step vs_reference 110 "$PYTHON" -m benchmarks.bench_vs_reference --reference "$REF" $VSREF
+  headline vs_reference "pair|median"
+else
+  echo "=== vs_reference skipped: no $REF/inference.py (copy Rudrabha/Wav2Lip there and carry it)" | tee -a "$OUT/summary.log"
+fi
+step restore 70 "$PYTHON" -m benchmarks.bench_restore $RESTORE
+headline restore "ms/face|difference"
+step encode 45 "$PYTHON" -m benchmarks.bench_encode $ENC
+headline encode "ms/frame|h264_nvenc:"
+step sync_score 45 "$PYTHON" -m benchmarks.bench_sync_score $SYNC
+headline sync_score "windows_per_second|device"
+step startup 60 "$PYTHON" -m benchmarks.bench_startup $START
+headline startup "s \(fastest|--help|imports"
+echo "=== done in $(($(date +%s) - STARTED))s, $FAILED step(s) failed" | tee -a "$OUT/summary.log"
+exit $FAILED
