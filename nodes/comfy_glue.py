@@ -16,7 +16,7 @@ from comfy.utils import ProgressBar
 from ..lipsync.errors import WeightsNotFoundError
 from ..lipsync.models.checkpoint import unwrap_state_dict
 from ..lipsync.models.registry import ModelDescriptor, load_state_dict_model
-from ..lipsync.weights.registry import empty_folder_placeholder, find_entry, suggested_file
+from ..lipsync.weights.registry import download_hint, empty_folder_placeholder, find_entry, suggested_file
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def read_weights(folder: str, filename: str) -> tuple[str, dict]:
     path = folder_paths.get_full_path(folder, filename)
     if path is None:
         folders = folder_paths.get_folder_paths(folder) or [os.path.join(folder_paths.models_dir, MODEL_FOLDERS.get(folder, folder))]
-        raise WeightsNotFoundError(filename, " or ".join(folders), download_dir=folders[0])
+        raise WeightsNotFoundError(filename, folders, hint=download_hint(filename, folders[0], folder=folder))
     entry = find_entry(filename)
     if entry is not None and entry.size is not None and os.path.getsize(path) != entry.size:
         logger.warning(
