@@ -79,11 +79,11 @@ def check_output(path: str | os.PathLike, inputs: Mapping[str, str | os.PathLike
     output = Path(path)
     if output.is_dir():
         raise OutputError(f"{option} '{output}' is a folder; give a file name inside it, e.g. '{output / ('result' + suffixes[0])}'.")
-    if output.suffix.lower() not in suffixes:
-        raise OutputError(f"{option} '{output}': '{output.suffix or 'no suffix'}' is not supported; end the name in {', '.join(suffixes)}.")
     for name, given in inputs.items():
         if given is not None and output.exists() and same_file(output, given):
             raise OutputError(f"{option} '{output}' is the {name} input; writing there would destroy it. Choose another output name.")
+    if output.suffix.lower() not in suffixes:
+        raise OutputError(f"{option} '{output}': '{output.suffix or 'no suffix'}' is not supported; end the name in {', '.join(suffixes)}.")
     check_writable_folder(output)
     return output
 
