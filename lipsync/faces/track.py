@@ -49,7 +49,7 @@ def fixed_box(box: tuple[int, int, int, int], frame_height: int, frame_width: in
     x2, y2 = min(frame_width, right), min(frame_height, bottom)
     if x2 - x1 < 2 or y2 - y1 < 2:
         raise OptionError(
-            f"The box (top={top}, bottom={bottom}, left={left}, right={right}) must cover at least 2x2 px of the "
+            f"The box (top={top}, bottom={bottom}, left={left}, right={right}) does not cover at least 2x2 px of the "
             f"{frame_width}x{frame_height} frame (bottom - top >= 2 and right - left >= 2, inside the frame)."
         )
     return x1, y1, x2, y2
