@@ -244,11 +244,35 @@ def run(args: argparse.Namespace) -> int:
 SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score", "train": ".train.cli"}
 
 
+# The training commands' ranges (lipsync.train.cli has no checks of its own): values that would fail deep inside torch.
+TRAIN_BOUNDS: dict[str, tuple[str, Bound]] = {
+    "batch_size": ("--batch-size", AT_LEAST_1),
+    "steps": ("--steps", AT_LEAST_1),
+    "eval_interval": ("--eval-interval", AT_LEAST_1),
+    "eval_steps": ("--eval-steps", AT_LEAST_1),
+    "checkpoint_interval": ("--checkpoint-interval", AT_LEAST_1),
+    "workers": ("--workers", AT_LEAST_0),
+    "lr": ("--lr", Bound(0, low_open=True)),
+    "disc_lr": ("--disc-lr", Bound(0, low_open=True)),
+    "val_fraction": ("--val-fraction", Bound(0, 1)),
+    "crop_size": ("--crop-size", AT_LEAST_0),
+    "det_max_side": ("--det-max-side", AT_LEAST_0),
+}
+
+
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Namespace], int]]:
     """Parse ``argv`` for the lip-sync run or for the subcommand it starts with."""
     if argv and argv[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[argv[0]], __package__)
-        return module.build_parser().parse_args(argv[1:]), module.run
+        args = module.build_parser().parse_args(argv[1:])
+        if argv[0] != "train":
+            return args, module.run
+
+        def train(parsed: argparse.Namespace) -> int:
+            check_bounds(parsed, TRAIN_BOUNDS)
+            return module.run(parsed)
+
+        return args, train
     return build_parser().parse_args(argv), run
 
 

@@ -58,15 +58,20 @@ def command(*args: str | Path) -> list[str]:
 # --- signals and a full disk, on a real child process ---------------------------------------------
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_signal_mid_run_cancels_cleanly(tmp_path, wav2lip_checkpoint, signum) -> None:
+@pytest.mark.parametrize(
+    ("signum", "overlap"),
+    [(signal.SIGTERM, "off"), (signal.SIGHUP, "off"), (signal.SIGTERM, "on")],
+    ids=["SIGTERM", "SIGHUP", "SIGTERM-encoding-on-a-thread"],
+)
+def test_signal_mid_run_cancels_cleanly(tmp_path, wav2lip_checkpoint, signum, overlap) -> None:
     image = tmp_path / "face.png"
     cv2.imwrite(str(image), np.full((96, 128, 3), 90, np.uint8))
     speech = write_audio(tmp_path / "speech.wav", speechlike(6.0), 16000)
     output = tmp_path / "out" / "result.mp4"
     output.parent.mkdir()
     output.write_bytes(b"the previous result")
-    args = ["--face", image, "--audio", speech, "--checkpoint", wav2lip_checkpoint, *BOX, "--fps", "60", "--wav2lip-batch-size", "4"]
+    args = ["--face", image, "--audio", speech, "--checkpoint", wav2lip_checkpoint, *BOX, "--fps", "60", "--wav2lip-batch-size", "4",
+            "--overlap", overlap]  # fmt: skip
     child = subprocess.Popen(command(*args, "-o", output, "-q"), cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -405,3 +410,9 @@ def test_several_model_folders_are_quoted_separately() -> None:
     assert "Put the file in '/a/models/facedetection' or '/b/extra/facedetection'" in message
     error = CorruptWeightsError(Path("/x/y.pth"), "cut off")
     assert "'/x/y.pth' is not a weights file this pack can read safely: cut off" in str(error)
+
+
+def test_train_ranges_are_checked_before_any_work(tmp_path, caplog) -> None:
+    assert main(["train", "syncnet", str(tmp_path / "no-data"), str(tmp_path / "checkpoints"), "--batch-size", "0", "-q"]) == 2
+    assert error_line(caplog) == "--batch-size must be at least 1, got 0."
+    assert not (tmp_path / "checkpoints").exists()
