@@ -416,3 +416,23 @@ def test_train_ranges_are_checked_before_any_work(tmp_path, caplog) -> None:
     assert main(["train", "syncnet", str(tmp_path / "no-data"), str(tmp_path / "checkpoints"), "--batch-size", "0", "-q"]) == 2
     assert error_line(caplog) == "--batch-size must be at least 1, got 0."
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_node_refuses_a_malicious_file_with_a_clear_error(pack) -> None:
+    import importlib
+    import pickle
+
+    import folder_paths
+
+    load = importlib.import_module("comfyui_lipsync.nodes.load_models")
+    errors = importlib.import_module("comfyui_lipsync.lipsync.errors")
+    folder = Path(folder_paths.get_folder_paths("facedetection")[0])
+    folder.mkdir(parents=True, exist_ok=True)
+    evil = folder / "evil-reliability-test.pth"
+    evil.write_bytes(pickle.dumps(Payload(), protocol=2))
+    try:
+        with pytest.raises(errors.CorruptWeightsError) as error:
+            load.LoadFaceDetector.execute(detector=evil.name, detection_size=0)
+    finally:
+        evil.unlink()
+    assert "not a weights file this pack can read safely" in str(error.value) and "weights_only" not in str(error.value)

@@ -23,6 +23,8 @@ WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params")
 DATA_PARALLEL_PREFIX = "module."
 # What the weights-only unpickler (besides UnpicklingError) and safetensors raise on random or cut-off bytes.
 GARBAGE_ERRORS = (IndexError, KeyError, TypeError, AttributeError, struct.error, SafetensorError)
+# Everything a read of a damaged, foreign or refused file raises.
+READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, *GARBAGE_ERRORS)
 
 
 def read_state_dict(path: str | Path, folder_hint: str | None = None) -> StateDict:
@@ -50,7 +52,7 @@ def read_state_dict(path: str | Path, folder_hint: str | None = None) -> StateDi
             # the legacy format (the published wav2lip.pth was saved by torch 1.1) cannot be mapped.
             mmap = zipfile.is_zipfile(path)
             raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, *GARBAGE_ERRORS) as exc:
+    except READ_ERRORS as exc:
         raise CorruptWeightsError(path, load_failure_reason(exc), hint=_again(path)) from exc
     return unwrap_state_dict(raw, path)
 
