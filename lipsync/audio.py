@@ -56,6 +56,8 @@ def decode_audio(path: str | Path, mono: bool = False) -> tuple[np.ndarray, int]
     import av
 
     path = Path(path)
+    if path.is_dir():
+        raise MediaError(f"Audio file '{path}' is a folder, not a file. Pass a wav, mp3, flac, m4a or a video with sound.")
     if not path.is_file():
         raise MediaError(f"Audio file '{path}' does not exist. Check the path.")
     try:
@@ -78,9 +80,47 @@ def decode_audio(path: str | Path, mono: bool = False) -> tuple[np.ndarray, int]
                 chunks.append(_frame_samples(converted, mono))
         except av.error.FFmpegError as exc:
             raise MediaError(f"Cannot decode the audio of '{path}': {exc}. The file may be damaged.") from exc
-    if not chunks or sum(chunk.shape[1] for chunk in chunks) == 0:
+        declared = _declared_seconds(path, stream)
+    decoded = sum(chunk.shape[1] for chunk in chunks)
+    if not chunks or decoded == 0:
         raise MediaError(f"The audio track of '{path}' is empty.")
+    if declared is not None and decoded / sample_rate < declared * 0.98 - 0.02:
+        logger.warning(
+            "'%s' ends early: its header announces %.2f s of audio but only %.2f s could be read; the file looks truncated "
+            "(the output uses what is there)",
+            path,
+            declared,
+            decoded / sample_rate,
+        )
     return np.concatenate(chunks, axis=1), int(sample_rate)
+
+
+def _declared_seconds(path: Path, stream: object) -> float | None:
+    """How long the file says its audio is: a WAV's data chunk size (ffmpeg infers a WAV's duration from the
+    file size, which hides a cut-off file), else the container's stream duration; ``None`` when unknown."""
+    wav = _wav_data_seconds(path)
+    if wav is not None:
+        return wav
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return None
+
+
+def _wav_data_seconds(path: Path) -> float | None:
+    with open(path, "rb") as handle:
+        header = handle.read(1 << 16)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+        return None
+    position, byte_rate = 12, 0
+    while position + 8 <= len(header):
+        chunk, size = header[position : position + 4], int.from_bytes(header[position + 4 : position + 8], "little")
+        if chunk == b"fmt " and position + 16 <= len(header):
+            byte_rate = int.from_bytes(header[position + 16 : position + 20], "little")
+        if chunk == b"data":
+            # 0 and 0xFFFFFFFF mark a streamed WAV whose length was never filled in
+            return size / byte_rate if byte_rate and 0 < size < 0xFFFFFFFF else None
+        position += 8 + size + (size & 1)
+    return None
 
 
 def _frame_samples(frame: object, mono: bool) -> np.ndarray:

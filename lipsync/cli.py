@@ -13,13 +13,26 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cli_checks import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    FRACTION,
+    MAX_FPS,
+    VIDEO_SUFFIXES,
+    Bound,
+    SignalCancel,
+    check_bounds,
+    check_output,
+    signals_cancel,
+)
 from .device import PRECISIONS
 from .encode import ENCODERS
-from .errors import LipSyncError
+from .errors import Cancelled, LipSyncError, MediaError, OptionError
 from .faces.choice import DETECTORS
-from .faces.stream import BEST, FACE_CHOICES
+from .faces.stream import BEST, FACE_CHOICES, LEFT_TO_RIGHT
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--outfile", default="results/result_voice.mp4", help="output video (mp4, H.264 + AAC)")
     parser.add_argument("--static", action="store_true", help="use only the first video frame")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate when --face is an image")
+    parser.add_argument("--fps", type=float, default=25.0, help=f"frame rate when --face is an image (at most {MAX_FPS:g})")
     parser.add_argument(
         "--pads",
         nargs=4,
@@ -97,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=BEST,
         help="which face when several (best score is the reference)",
     )
-    parser.add_argument("--face-index", type=int, default=0, help="with 'left to right': 0 is the leftmost face")
+    parser.add_argument("--face-index", type=int, default=None, help="with --face-choice 'left to right': 0 is the leftmost face")
     parser.add_argument(
         "--detect-every",
         type=int,
@@ -137,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--restore-strength", type=float, default=1.0, help="how much of the restored mouth region is used (0..1)")
     parser.add_argument("--codeformer-fidelity", type=float, default=0.5, help="CodeFormer weight: 0 = most restoration, 1 = most faithful")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, 18 is visually lossless)")
+    parser.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51 (lower is better, 18 is visually lossless)")
     parser.add_argument(
         "--encoder",
         choices=ENCODERS,
@@ -146,6 +159,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return parser
+
+
+# dest -> (flag, allowed range), checked before any work
+BOUNDS: dict[str, tuple[str, Bound]] = {
+    "fps": ("--fps", Bound(0, MAX_FPS, low_open=True)),
+    "face_det_batch_size": ("--face-det-batch-size", AT_LEAST_1),
+    "wav2lip_batch_size": ("--wav2lip-batch-size", AT_LEAST_1),
+    "resize_factor": ("--resize-factor", AT_LEAST_1),
+    "det_max_side": ("--det-max-side", AT_LEAST_0),
+    "face_index": ("--face-index", AT_LEAST_0),
+    "detect_every": ("--detect-every", AT_LEAST_1),
+    "max_gap": ("--max-gap", AT_LEAST_0),
+    "mask_size": ("--mask-size", Bound(0.1, 3.0)),
+    "mask_feather": ("--mask-feather", FRACTION),
+    "mask_offset": ("--mask-offset", Bound(-0.5, 0.5)),
+    "restore_strength": ("--restore-strength", FRACTION),
+    "codeformer_fidelity": ("--codeformer-fidelity", FRACTION),
+    "crf": ("--crf", Bound(0, 51)),
+    "crop": ("--crop", Bound(-1)),
+}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Everything that can be checked without loading a model or decoding a frame (``OptionError``/``OutputError``)."""
+    check_bounds(args, BOUNDS)
+    if args.face_index is not None and args.face_choice != LEFT_TO_RIGHT:
+        raise OptionError(f"--face-index picks among faces ordered left to right; add --face-choice '{LEFT_TO_RIGHT}'.")
+    for flag, given in (("--face", args.face), ("--audio", args.audio)):
+        if Path(given).is_dir():
+            raise MediaError(f"{flag} '{given}' is a folder; give a file.")
+        if not Path(given).is_file():
+            raise MediaError(f"{flag} '{given}' does not exist. Check the path.")
+    inputs = {"--face": args.face, "--audio": args.audio, "--checkpoint": args.checkpoint, "--s3fd": args.s3fd, "--restorer": args.restorer}
+    check_output(args.outfile, inputs, VIDEO_SUFFIXES, "-o")
 
 
 def options_from_args(args: argparse.Namespace) -> LipSyncOptions:
@@ -167,7 +214,7 @@ def options_from_args(args: argparse.Namespace) -> LipSyncOptions:
         wav2lip_batch_size=args.wav2lip_batch_size,
         on_missing_face=args.on_missing_face,
         face_choice=args.face_choice,
-        face_index=args.face_index,
+        face_index=args.face_index or 0,
         crf=args.crf,
         detect_every=args.detect_every,
         detection_cache=None if args.no_detection_cache else (args.detection_cache or default_cache_dir()),
@@ -219,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .pipeline import lipsync_file
 
+    check_args(args)
     options = options_from_args(args)
     models = load_models(args, need_detector=options.box is None)
     with tqdm(total=None, unit="frame", disable=args.quiet, desc="lip-sync") as bar:
@@ -244,16 +292,41 @@ def run(args: argparse.Namespace) -> int:
 SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score", "train": ".train.cli", "batch": ".cli_batch"}
 
 
+# The training commands' ranges (lipsync.train.cli has no checks of its own): values that would fail deep inside torch.
+TRAIN_BOUNDS: dict[str, tuple[str, Bound]] = {
+    "batch_size": ("--batch-size", AT_LEAST_1),
+    "steps": ("--steps", AT_LEAST_1),
+    "eval_interval": ("--eval-interval", AT_LEAST_1),
+    "eval_steps": ("--eval-steps", AT_LEAST_1),
+    "checkpoint_interval": ("--checkpoint-interval", AT_LEAST_1),
+    "workers": ("--workers", AT_LEAST_0),
+    "lr": ("--lr", Bound(0, low_open=True)),
+    "disc_lr": ("--disc-lr", Bound(0, low_open=True)),
+    "val_fraction": ("--val-fraction", Bound(0, 1)),
+    "crop_size": ("--crop-size", AT_LEAST_0),
+    "det_max_side": ("--det-max-side", AT_LEAST_0),
+}
+
+
 def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Namespace], int]]:
     """Parse ``argv`` for the lip-sync run or for the subcommand it starts with."""
     if argv and argv[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[argv[0]], __package__)
-        return module.build_parser().parse_args(argv[1:]), module.run
+        args = module.build_parser().parse_args(argv[1:])
+        if argv[0] != "train":
+            return args, module.run
+
+        def train(parsed: argparse.Namespace) -> int:
+            check_bounds(parsed, TRAIN_BOUNDS)
+            return module.run(parsed)
+
+        return args, train
     return build_parser().parse_args(argv), run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit code (2 for input/set-up errors, with the reason logged)."""
+    """Entry point; returns the process exit code: 0 done, 2 an input or set-up problem (``LipSyncError``,
+    one line logged), 130 cancelled (Ctrl+C, SIGTERM, SIGHUP). Anything else is a bug and keeps its traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args, job = parse(argv)
     handler = logging.StreamHandler()
@@ -261,12 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:
-        return job(args)
-    except (LipSyncError, ValueError) as error:
+        with signals_cancel():
+            return job(args)
+    except (KeyboardInterrupt, Cancelled) as cancel:
+        how = f" by {cancel.args[0]}" if isinstance(cancel, SignalCancel) else ""
+        logger.error("cancelled%s; no output was written (an existing output file is unchanged)", how)
+        return 130
+    except LipSyncError as error:
         logger.error("%s", error)
         return 2
-    except KeyboardInterrupt:
-        logger.error("cancelled; no output was written")
-        return 130
     finally:
         logger.removeHandler(handler)

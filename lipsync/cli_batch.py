@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from .batch.jobs import read_jobs
     from .batch.report import ReportWriter, split_finished
     from .batch.worker import FAILED, JobResult, job_parser, shared_args
+    from .errors import OptionError
 
     if args.cpus_per_worker < 1 or (args.workers is not None and args.workers < 1):
-        raise ValueError("--cpus-per-worker and --workers must be 1 or more")
+        raise OptionError("--cpus-per-worker and --workers must be 1 or more")
     shared = shared_args(args.lipsync_argv)  # a mistake in the shared options stops here, before any work
     jobs = read_jobs(args.jobs, job_parser())
     pending, skipped = split_finished(jobs, args.overwrite)

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import LipSyncError
+from .cli_checks import AT_LEAST_0, AT_LEAST_1, check_bounds, check_output
+from .errors import LipSyncError, OutputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,8 +61,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+BOUNDS = {
+    "vshift": ("--vshift", AT_LEAST_0),
+    "batch_size": ("--batch-size", AT_LEAST_1),
+    "det_max_side": ("--det-max-side", AT_LEAST_0),
+}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Option ranges and both output files, before any model is loaded or frame decoded."""
+    import cv2
+
+    check_bounds(args, BOUNDS)
+    inputs = {"video": args.video, "--audio": args.audio, **{f"--syncnet {path}": path for path in args.syncnet}, "--s3fd": args.s3fd}
+    if args.json:
+        check_output(args.json, inputs, (".json",), "--json")
+    if args.plot:
+        suffix = Path(args.plot).suffix.lower()
+        if not suffix or not cv2.haveImageWriter(f"x{suffix}"):
+            raise OutputError(f"--plot '{args.plot}': cannot write '{suffix or 'no suffix'}' images; end the name in .png (or .jpg).")
+        check_output(args.plot, inputs, (suffix,), "--plot")
+        if args.json and Path(args.json).absolute() == Path(args.plot).absolute():
+            raise OutputError("--json and --plot name the same file; give two names.")
+
+
 def run(args: argparse.Namespace) -> int:
     """Load the SyncNets (and the detector), score the video, print the figures."""
+    check_args(args)
     import cv2
     import numpy as np
 

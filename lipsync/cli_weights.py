@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from .cli_checks import AT_LEAST_1, check_bounds
 from .errors import LipSyncError
 from .weights import registry
 from .weights.locate import WeightsPlace, resolve_place
@@ -55,6 +56,7 @@ def _add_place_options(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Do the chosen action; ``list`` returns 1 when a file is corrupt."""
+    check_bounds(args, {"attempts": ("--attempts", AT_LEAST_1)})
     if args.action == "convert":
         from .weights.convert import convert_to_safetensors
 

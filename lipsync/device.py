@@ -26,15 +26,35 @@ def pick_device(name: str = "auto") -> torch.device:
     import torch
 
     if name != "auto":
-        device = torch.device(name)
+        valid = ", ".join(available_devices())
+        try:
+            device = torch.device(name)
+        except RuntimeError as error:
+            raise LipSyncError(f"Unknown device '{name}'. Use one of: {valid}.") from error
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise LipSyncError(f"Device '{name}' was asked for but CUDA is not available. Use --device cpu.")
+            raise LipSyncError(f"Device '{name}' was asked for but CUDA is not available. Use one of: {valid}.")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise LipSyncError(f"Device '{name}' does not exist ({torch.cuda.device_count()} CUDA devices). Use one of: {valid}.")
+        if device.type == "mps" and "mps" not in valid:
+            raise LipSyncError(f"Device '{name}' was asked for but Apple MPS is not available. Use one of: {valid}.")
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise LipSyncError(f"Device '{name}' is not supported here. Use one of: {valid}.")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def available_devices() -> list[str]:
+    """The device names ``pick_device`` accepts on this machine."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        names.append("mps")
+    return names
 
 
 def is_out_of_memory(error: BaseException) -> bool:

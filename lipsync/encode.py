@@ -3,6 +3,7 @@ into place only when everything succeeded, so a failed or cancelled run leaves n
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -14,7 +15,7 @@ from types import TracebackType
 
 import numpy as np
 
-from .errors import MediaError
+from .errors import MediaError, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +73,14 @@ def stream_audio(path: str | Path, rate: int, layout: str) -> Iterator[np.ndarra
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         for frame in container.decode(container.streams.audio[0]):
             for converted in resampler.resample(frame):
-                yield converted.to_ndarray()
+                yield _finite(converted.to_ndarray())
         for converted in resampler.resample(None):
-            yield converted.to_ndarray()
+            yield _finite(converted.to_ndarray())
+
+
+def _finite(samples: np.ndarray) -> np.ndarray:
+    """NaN/Inf samples as silence, as the mel sees them (the AAC encoder refuses non-finite input)."""
+    return samples if np.isfinite(samples).all() else np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def audio_track_format(path: str | Path) -> tuple[int, str]:
@@ -124,18 +130,35 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         import av
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise OutputError(f"The output '{self.path}' is a folder; give a file name inside it.")
+        if self.path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+            raise OutputError(f"The output '{self.path.name}' must end in .mp4, .mkv or .mov.")
         # A unique hidden name beside the target; created by the muxer, so the user's umask applies.
         temp_name = str(self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:12]}.partial{self.path.suffix}"))
         self._temp_path = Path(temp_name)
         try:
-            container_format = self.path.suffix.lstrip(".").lower() or "mp4"
-            self._container = av.open(temp_name, mode="w", format="matroska" if container_format == "mkv" else container_format)
+            with self._output_errors():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                container_format = self.path.suffix.lstrip(".").lower()
+                self._container = av.open(temp_name, mode="w", format="matroska" if container_format == "mkv" else container_format)
             self._open_streams()
         except BaseException:
             self._abort()
             raise
         return self
+
+    @contextlib.contextmanager
+    def _output_errors(self) -> Iterator[None]:
+        """Turn a failed write (disk full, read-only, file too large) into an error naming the folder."""
+        try:
+            yield
+        except OSError as error:
+            reason = os.strerror(error.errno) if error.errno else str(error)
+            raise OutputError(
+                f"Cannot write the output in '{self.path.parent}': {reason}. Free space or choose another folder; "
+                "no partial file was left and an existing output is unchanged."
+            ) from error
 
     def _open_streams(self) -> None:
         # yuv420p needs even sizes; odd edges are padded by repeating the last row/column.
@@ -184,11 +207,12 @@ class VideoWriter:
             frame = np.pad(frame, ((0, self._encoded_height - self.height), (0, self._encoded_width - self.width), (0, 0)), mode="edge")
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         video_frame.pts = self.frames_written
-        for packet in self._video.encode(video_frame):
-            self._container.mux(packet)
-        self.frames_written += 1
-        if self._audio is not None:
-            self._write_audio_until(self.frames_written / self.fps)
+        with self._output_errors():
+            for packet in self._video.encode(video_frame):
+                self._container.mux(packet)
+            self.frames_written += 1
+            if self._audio is not None:
+                self._write_audio_until(self.frames_written / self.fps)
 
     def _write_audio_until(self, seconds: Fraction, final: bool = False) -> None:
         """Encode the audio up to ``seconds`` (the video's running length) so the streams interleave."""
@@ -219,6 +243,10 @@ class VideoWriter:
     def _finish(self) -> None:
         if self.frames_written == 0:
             raise MediaError("No frames were produced, so no video was written.")
+        with self._output_errors():
+            self._flush()
+
+    def _flush(self) -> None:
         for packet in self._video.encode(None):
             self._container.mux(packet)
         if self._audio is not None:

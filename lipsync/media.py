@@ -42,6 +42,11 @@ class FrameTransform:
             return frame
         if self.resize_factor > 1:
             height, width = frame.shape[:2]
+            if width // self.resize_factor < 2 or height // self.resize_factor < 2:
+                raise MediaError(
+                    f"--resize-factor {self.resize_factor} shrinks the {width}x{height} frame below 2 px; "
+                    f"use at most {max(1, min(width, height) // 2)}."
+                )
             frame = cv2.resize(frame, (width // self.resize_factor, height // self.resize_factor))
         if self.rotate:
             frame = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
@@ -49,8 +54,10 @@ class FrameTransform:
         bottom = frame.shape[0] if bottom == -1 else bottom
         right = frame.shape[1] if right == -1 else right
         cropped = frame[top:bottom, left:right]
-        if cropped.size == 0:
-            raise MediaError(f"The crop {self.crop} leaves nothing of a {frame.shape[1]}x{frame.shape[0]} frame.")
+        if cropped.shape[0] < 2 or cropped.shape[1] < 2:
+            raise MediaError(
+                f"The crop {self.crop} (top, bottom, left, right) leaves less than 2x2 px of a {frame.shape[1]}x{frame.shape[0]} frame."
+            )
         return np.ascontiguousarray(cropped)
 
 
@@ -97,17 +104,41 @@ def iter_video_frames(path: str | Path) -> Iterator[np.ndarray]:
         stream.thread_type = "AUTO"
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield upright(frame)
         except av.error.FFmpegError as exc:
             raise MediaError(f"Cannot decode the video '{path}': {exc}. The file may be damaged.") from exc
+
+
+# A display matrix's counter-clockwise angle -> the cv2 rotation that shows the picture as players do.
+_UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+
+
+def upright(frame: object) -> np.ndarray:
+    """A decoded frame as RGB uint8, turned as its display matrix says (phone videos store the sensor's
+    orientation and a rotation, e.g. ``rotate=90``): faces are detected on, and the output written as,
+    the picture players show."""
+    image = frame.to_ndarray(format="rgb24")
+    angle = round(getattr(frame, "rotation", 0) or 0) % 360
+    if angle == 0:
+        return image
+    if angle not in _UPRIGHT:
+        logger.warning("ignoring a display rotation of %d degrees (only multiples of 90 are applied)", angle)
+        return image
+    return cv2.rotate(image, _UPRIGHT[angle])
+
+
+def _check_is_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise MediaError(f"{what} '{path}' is a folder, not a file. Pass a video or an image with a face.")
+    if not path.is_file():
+        raise MediaError(f"{what} '{path}' does not exist. Pass a video or an image with a face.")
 
 
 def open_frame_source(path: str | Path, fps: float = 25.0, transform: FrameTransform | None = None) -> FrameSource:
     """Probe ``path``: images get ``fps`` (the reference's ``--fps``), videos their own frame rate."""
     path = Path(path)
     transform = transform or FrameTransform()
-    if not path.is_file():
-        raise MediaError(f"Face input '{path}' does not exist. Pass a video or an image with a face.")
+    _check_is_file(path, "Face input")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         first = transform.apply(read_image(path))
         return FrameSource(path, float(fps), first.shape[1], first.shape[0], True, 1, transform)
@@ -131,5 +162,5 @@ def _probe_video(path: Path, transform: FrameTransform) -> FrameSource:
         raise MediaError(f"The video '{path}' has no frames.")
     if not rate or float(rate) <= 0:
         raise MediaError(f"The video '{path}' has no usable frame rate.")
-    sample = transform.apply(first.to_ndarray(format="rgb24"))
+    sample = transform.apply(upright(first))
     return FrameSource(path, float(rate), sample.shape[1], sample.shape[0], False, frame_count, transform)

@@ -24,7 +24,7 @@ from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
 from .faces.sparse import wrap_detection
-from .faces.stream import BEST, first_face_box, track_faces
+from .faces.stream import BEST, FaceFollower, track_faces
 from .faces.track import Box, Pads, fixed_box
 from .framestore import FrameStore
 from .generate import Wav2LipGenerator, crop_faces
@@ -205,7 +205,7 @@ def _boxes_for(frames: list[np.ndarray], detector: FaceDetector | None, options:
         return [fixed_box(options.box, frame.shape[0], frame.shape[1]) for frame in frames]
     detections = _require(detector).detect(frames)
     return [
-        first_face_box(found, frame, options.pads, options.face_choice, options.face_index)
+        FaceFollower(options.pads, options.face_choice, options.face_index)(found, frame)
         for found, frame in zip(detections, frames, strict=True)
     ]
 

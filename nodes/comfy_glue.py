@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import folder_paths
 import numpy as np
@@ -13,10 +14,10 @@ from comfy import model_management
 from comfy.model_patcher import ModelPatcher
 from comfy.utils import ProgressBar
 
-from ..lipsync.errors import WeightsNotFoundError
-from ..lipsync.models.checkpoint import unwrap_state_dict
+from ..lipsync.errors import CorruptWeightsError, WeightsNotFoundError, load_failure_reason
+from ..lipsync.models.checkpoint import READ_ERRORS, unwrap_state_dict
 from ..lipsync.models.registry import ModelDescriptor, load_state_dict_model
-from ..lipsync.weights.registry import empty_folder_placeholder, find_entry, suggested_file
+from ..lipsync.weights.registry import download_hint, empty_folder_placeholder, find_entry, suggested_file
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def find_weights(folder: str, filename: str) -> str:
     path = folder_paths.get_full_path(folder, filename)
     if path is None:
         folders = folder_paths.get_folder_paths(folder) or [os.path.join(folder_paths.models_dir, MODEL_FOLDERS.get(folder, folder))]
-        raise WeightsNotFoundError(filename, " or ".join(folders), download_dir=folders[0])
+        raise WeightsNotFoundError(filename, folders, hint=download_hint(filename, folders[0], folder=folder))
     return path
 
 
@@ -91,7 +92,11 @@ def read_weights(folder: str, filename: str) -> tuple[str, dict]:
         )
     from comfy.utils import load_torch_file
 
-    return path, unwrap_state_dict(load_torch_file(path, safe_load=True), path)
+    try:
+        raw = load_torch_file(path, safe_load=True)
+    except READ_ERRORS as error:  # never pass on torch's advice to load the file unsafely
+        raise CorruptWeightsError(Path(path), load_failure_reason(error)) from error
+    return path, unwrap_state_dict(raw, path)
 
 
 def patch(model: torch.nn.Module) -> ModelPatcher:

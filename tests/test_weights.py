@@ -102,7 +102,11 @@ def test_check_file_states(tmp_path, wav2lip_checkpoint, s3fd_checkpoint) -> Non
     short = tmp_path / "short.pth"
     short.write_bytes(data[:-10])
     result = check_file(entry(data, len(data)), short)
-    assert (result.state, result.detail) == (CORRUPT, f"truncated: {len(data) - 10:,} bytes, expected {len(data):,}")
+    assert (result.state, result.detail) == (
+        CORRUPT,
+        f"smaller than the published file ({len(data) - 10:,} bytes, published {len(data):,}): not the published checkpoint "
+        "(a cut-off download, or a copy re-saved without its optimizer state)",
+    )
 
     flipped = tmp_path / "flipped.pth"
     flipped.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
@@ -157,11 +161,11 @@ def test_missing_weights_name_file_folder_and_command(tmp_path) -> None:
     with pytest.raises(WeightsNotFoundError) as error:
         read_state_dict(tmp_path / "wav2lip_gan.pth", folder_hint="models/wav2lip")
     message = str(error.value)
-    assert "'wav2lip_gan.pth' not found" in message and "models/wav2lip" in message
+    assert f"'{tmp_path / 'wav2lip_gan.pth'}' not found" in message and "models/wav2lip" in message
     assert f"python -m lipsync weights download wav2lip_gan.pth --dir {tmp_path}" in message
     assert str(Path(__file__).resolve().parent.parent) in message  # where to run it
 
-    unknown = str(WeightsNotFoundError("mine.pth", "/x/models/wav2lip"))
+    unknown = str(WeightsNotFoundError("mine.pth", "/x/models/wav2lip", hint=download_hint("mine.pth", "/x/models/wav2lip")))
     assert (
         "wav2lip.pth, wav2lip_gan.pth" in unknown
         and "lipsync_expert" not in unknown

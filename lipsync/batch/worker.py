@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-from ..errors import LipSyncError
+from ..errors import Cancelled, LipSyncError
 from .jobs import Job, JobsFileError
 
 logger = logging.getLogger(__name__)
@@ -84,15 +84,18 @@ class LipSyncWorker:
 
     def run(self, job: Job, attempt: int = 1) -> JobResult:
         """Run ``job``; every failure becomes a result (KeyboardInterrupt still stops the batch)."""
-        from ..cli import options_from_args
+        from ..cli import check_args, options_from_args
         from ..pipeline import lipsync_file
 
         start = time.perf_counter()
         try:
             args = job_parser().parse_args(job.argv(self.shared_argv))
+            check_args(args)  # the inputs exist; the output is a video path that is none of them and can be written
             options = options_from_args(args)
             detector = self._detector() if options.box is None else None
             report = lipsync_file(job.face, job.audio, job.output, self.models.generator, detector, options, restorer=self.models.restorer)
+        except Cancelled:
+            raise
         except (LipSyncError, ValueError) as error:
             logger.warning("job %d (%s) failed: %s", job.index, job.face.name, error)
             return JobResult.for_job(job, FAILED, error=str(error), seconds=time.perf_counter() - start, worker=self.name, attempts=attempt)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import NoFaceError
 from .track import Box, BoxSmoother, GapFiller, Pads, box_iou, padded_box
 
 if TYPE_CHECKING:  # the detector module imports torch; the command line's --help does not need it
@@ -68,8 +69,15 @@ class FaceFollower:
     def __init__(self, pads: Pads, choice: str = BEST, index: int = 0) -> None:
         self.pads, self.choice, self.index = pads, choice, index
         self._last: Box | None = None
+        self._found = False  # a face was chosen at least once
 
     def __call__(self, detections: np.ndarray, frame: np.ndarray) -> Box | None:
+        if not self._found and self.choice == LEFT_TO_RIGHT and 0 < len(detections) <= self.index:
+            found = f"{len(detections)} face{'s' if len(detections) > 1 else ''} found"
+            raise NoFaceError(
+                f"Face index {self.index} is out of range: {found} (the index counts from 0, left to right); use 0..{len(detections) - 1}."
+            )
+        self._found = self._found or len(detections) > 0
         if self.choice != BEST and self._last is not None and len(detections):
             boxes = [padded_box(detection, frame.shape[0], frame.shape[1], self.pads) for detection in detections]
             overlaps = [box_iou(box, self._last) for box in boxes]

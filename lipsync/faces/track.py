@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..errors import OptionError
+
 Box = tuple[int, int, int, int]
 
 SMOOTHING_WINDOW = 5
@@ -31,12 +33,13 @@ class Pads:
 def padded_box(detection: np.ndarray, frame_height: int, frame_width: int, pads: Pads) -> Box:
     """The reference crop box for one detection: clip at 0, truncate to int, pad, clamp to the frame."""
     x1, y1, x2, y2 = (int(value) for value in np.clip(detection[:4], 0, None))
-    return (
-        max(0, x1 - pads.left),
-        max(0, y1 - pads.top),
-        min(frame_width, x2 + pads.right),
-        min(frame_height, y2 + pads.bottom),
-    )
+    box = (max(0, x1 - pads.left), max(0, y1 - pads.top), min(frame_width, x2 + pads.right), min(frame_height, y2 + pads.bottom))
+    if (box[2] - box[0] < 2 or box[3] - box[1] < 2) and min(pads.top, pads.bottom, pads.left, pads.right) < 0:
+        raise OptionError(
+            f"The pads (top={pads.top}, bottom={pads.bottom}, left={pads.left}, right={pads.right}) leave less than 2 px of the "
+            f"{x2 - x1}x{y2 - y1} px face found; make the negative pads smaller."
+        )
+    return box
 
 
 def fixed_box(box: tuple[int, int, int, int], frame_height: int, frame_width: int) -> Box:
@@ -45,9 +48,9 @@ def fixed_box(box: tuple[int, int, int, int], frame_height: int, frame_width: in
     x1, y1 = max(0, left), max(0, top)
     x2, y2 = min(frame_width, right), min(frame_height, bottom)
     if x2 - x1 < 2 or y2 - y1 < 2:
-        raise ValueError(
-            f"The box (top={top}, bottom={bottom}, left={left}, right={right}) does not cover part of the "
-            f"{frame_width}x{frame_height} frame; give top < bottom and left < right inside it."
+        raise OptionError(
+            f"The box (top={top}, bottom={bottom}, left={left}, right={right}) does not cover at least 2x2 px of the "
+            f"{frame_width}x{frame_height} frame (bottom - top >= 2 and right - left >= 2, inside the frame)."
         )
     return x1, y1, x2, y2
 

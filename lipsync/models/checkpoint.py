@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
-from ..errors import CorruptWeightsError, WeightsNotFoundError
+from ..errors import CorruptWeightsError, WeightsNotFoundError, WeightsPathError, load_failure_reason
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params")
 DATA_PARALLEL_PREFIX = "module."
 # What the weights-only unpickler (besides UnpicklingError) and safetensors raise on random or cut-off bytes.
 GARBAGE_ERRORS = (IndexError, KeyError, TypeError, AttributeError, struct.error, SafetensorError)
+# Everything a read of a damaged, foreign or refused file raises.
+READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, *GARBAGE_ERRORS)
 
 
 def read_state_dict(path: str | Path, folder_hint: str | None = None) -> StateDict:
@@ -32,9 +34,14 @@ def read_state_dict(path: str | Path, folder_hint: str | None = None) -> StateDi
     or a ``.safetensors`` file. ``folder_hint`` names where a missing file belongs, for the error
     (which also gives the command that downloads a known file into ``path``'s folder).
     """
+    from ..weights.registry import download_hint
+
     path = Path(path)
+    if path.is_dir():
+        raise WeightsPathError(path)
     if not path.is_file():
-        raise WeightsNotFoundError(path.name, str(path.parent) if folder_hint is None else folder_hint, download_dir=path.parent.absolute())
+        where = f"In ComfyUI it belongs in {folder_hint}. " if folder_hint else ""
+        raise WeightsNotFoundError(str(path), [path.parent], hint=where + download_hint(path.name, path.parent.absolute()))
     try:
         if path.suffix.lower() in (".safetensors", ".sft"):
             from safetensors.torch import load_file
@@ -45,9 +52,16 @@ def read_state_dict(path: str | Path, folder_hint: str | None = None) -> StateDi
             # the legacy format (the published wav2lip.pth was saved by torch 1.1) cannot be mapped.
             mmap = zipfile.is_zipfile(path)
             raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, *GARBAGE_ERRORS) as exc:
-        raise CorruptWeightsError(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    except READ_ERRORS as exc:
+        raise CorruptWeightsError(path, load_failure_reason(exc), hint=_again(path)) from exc
     return unwrap_state_dict(raw, path)
+
+
+def _again(path: Path) -> str:
+    """The command that fetches a good copy of a known file into its folder ('' for other files)."""
+    from ..weights.registry import download_hint, find_entry
+
+    return download_hint(path.name, path.parent) if find_entry(path.name) else ""
 
 
 def unwrap_state_dict(raw: object, source: str | Path = "<memory>") -> StateDict:
@@ -59,7 +73,7 @@ def unwrap_state_dict(raw: object, source: str | Path = "<memory>") -> StateDict
             break
         state = inner
     if not isinstance(state, Mapping) or not _is_tensor_dict(state) or not state:
-        raise CorruptWeightsError(Path(str(source)), "it holds no state dict of tensors")
+        raise CorruptWeightsError(Path(str(source)), "it holds no state dict of tensors", hint=_again(Path(str(source))))
     return {_strip_prefix(key): value for key, value in state.items() if isinstance(value, torch.Tensor)}
 
 

@@ -201,6 +201,14 @@ class SyncScorer(ABC):
                 f"The clip is too short to score: {frames} frames at 25 fps and {wav.size / 16000:.2f} s of audio; "
                 "at least 6 frames and 0.24 s of speech are needed."
             )
+        if vshift >= windows:
+            logger.warning(
+                "the offset search of +-%d frames reaches past this clip (%d windows at 25 fps); searching +-%d frames instead",
+                vshift,
+                windows,
+                windows - 1,
+            )
+            vshift = windows - 1
         if on_progress is not None:
             on_progress(0, windows)  # lets a Cancel take effect before the first forward pass
         video = self.video_embeddings(crops, windows, on_progress)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CorruptWeightsError, LipSyncError, WeightsNotFoundError
+from ..errors import CorruptWeightsError, LipSyncError, WeightsNotFoundError, load_failure_reason
 from ..models.checkpoint import save_checkpoint, unwrap_state_dict
 
 logger = logging.getLogger(__name__)
@@ -58,11 +58,11 @@ def save_training_checkpoint(
 def read_training_checkpoint(path: Path) -> dict:
     """The whole checkpoint dict (tensors on the CPU), read without unpickling arbitrary objects."""
     if not path.is_file():
-        raise WeightsNotFoundError(path.name, str(path.parent))
+        raise WeightsNotFoundError(str(path), [path.parent])
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise CorruptWeightsError(path, str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+        raise CorruptWeightsError(path, load_failure_reason(error)) from error
     return raw if isinstance(raw, dict) else {"state_dict": raw}
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+import uuid
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
-from ..errors import LipSyncError, UnsupportedModelError
+from ..errors import LipSyncError, OutputError, UnsupportedModelError
 from ..models.checkpoint import read_state_dict
 from ..models.registry import detect_architecture
 
@@ -31,6 +34,9 @@ def convert_to_safetensors(source: str | os.PathLike, output: str | os.PathLike 
     target = Path(output) if output is not None else source.with_suffix(".safetensors")
     if target.suffix.lower() != ".safetensors":
         raise LipSyncError(f"The output must end in .safetensors, got '{target.name}'.")
+    if target.is_dir():
+        example = target / source.with_suffix(".safetensors").name
+        raise OutputError(f"'{target}' is a folder; give the output file's name, e.g. '{example}'.")
     if target.resolve() == source.resolve():
         raise LipSyncError(f"'{source}' is already the output file; choose another name with -o.")
     if target.exists() and not overwrite:
@@ -44,17 +50,32 @@ def convert_to_safetensors(source: str | os.PathLike, output: str | os.PathLike 
         pass  # other models (face restorers...) convert just as well
     temporary = target.with_name(f".{target.name}.tmp")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(temporary), metadata=metadata)
+        # safetensors creates its file private (0600); give it the mode any new file gets here, so another
+        # user (ComfyUI run as a service) can read it as it reads the .pth beside it
+        os.chmod(temporary, _new_file_mode(target.parent))
         _check_round_trip(tensors, load_file(str(temporary)), target)
         os.replace(temporary, target)
-    except OSError as error:
-        raise LipSyncError(f"Cannot write '{target}': {error}") from error
+    except (OSError, SafetensorError) as error:
+        raise OutputError(f"Cannot write '{target}': {error}. Check that the folder is writable and has room.") from error
     finally:
         temporary.unlink(missing_ok=True)
     logger.info(
         "wrote %s: %d tensors, %.1f MB (from %.1f MB)", target, len(tensors), target.stat().st_size / 1e6, source.stat().st_size / 1e6
     )
     return target
+
+
+def _new_file_mode(folder: Path) -> int:
+    """The permission bits a new file gets in ``folder`` under the current umask (read without changing it)."""
+    probe = folder / f".mode-probe-{uuid.uuid4().hex[:8]}"
+    handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        return stat.S_IMODE(os.fstat(handle).st_mode)
+    finally:
+        os.close(handle)
+        probe.unlink(missing_ok=True)
 
 
 def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -22,18 +22,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LipSyncError
+from ..errors import DownloadError
 from .registry import WeightFile
 from .verify import CHUNK_SIZE, CORRUPT, check_file, sha256_of
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["DownloadError", "download", "exclusive", "part_paths"]
+
 USER_AGENT = "comfyui-lipsync-weights/0.1 (python urllib)"
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-class DownloadError(LipSyncError):
-    """A download failed or was rejected; the message says what is kept and what to do."""
 
 
 class _SourceFailed(Exception):

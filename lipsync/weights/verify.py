@@ -72,8 +72,14 @@ def check_file(entry: WeightFile, path: Path | None, hash_file: bool = True) -> 
         return FileCheck(MISSING, None, "not found")
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
-        kind = "truncated" if size < entry.size else "too large"
-        return FileCheck(CORRUPT, path, f"{kind}: {size:,} bytes, expected {entry.size:,}", size)
+        kind = "smaller" if size < entry.size else "larger"
+        return FileCheck(
+            CORRUPT,
+            path,
+            f"{kind} than the published file ({size:,} bytes, published {entry.size:,}): not the published checkpoint "
+            "(a cut-off download, or a copy re-saved without its optimizer state)",
+            size,
+        )
     if not hash_file:
         return FileCheck(PRESENT, path, "size matches; sha256 not checked (--quick)" if entry.size else "not checked (--quick)", size)
     if entry.sha256:
