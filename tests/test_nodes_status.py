@@ -60,5 +60,6 @@ def test_paste_shows_the_frames_passed_through(nodes) -> None:
 
     box = (60, 40, 200, 200)
     track = FaceTrack.identity(256, 256, [box, None, None, box])
-    output = nodes["paste_faces"].PasteFaces.execute(frames=frames_with_gap(4, range(0)), faces=torch.zeros(4, 96, 96, 3), output_track=track)
+    frames, faces = frames_with_gap(4, range(0)), torch.zeros(4, 96, 96, 3)
+    output = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=track)
     assert output.ui == {"text": ["no face in 2 of 4 frames (frames 1-2)"]}

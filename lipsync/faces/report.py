@@ -33,7 +33,10 @@ class FaceReport:
         """A message worth a warning toast (no face at all), or None."""
         if not self.none_found:
             return None
-        return f"No face found in any of the {self.total} frames: nothing was lip-synced. Try another detector, a lower detection size, or a fixed box."
+        return (
+            f"No face found in any of the {self.total} frames: nothing was lip-synced. "
+            "Try another detector, a lower detection size, or a fixed box."
+        )
 
 
 def frame_ranges(indices: Sequence[int]) -> list[tuple[int, int]]:
