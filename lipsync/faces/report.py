@@ -65,4 +65,3 @@ def describe_missing(missing: Sequence[int], total: int) -> FaceReport:
 def face_report(track: FaceTrack) -> FaceReport:
     """The report of a track's output frames."""
     return describe_missing([index for index in range(track.count) if track.box(index) is None], track.count)
-
