@@ -18,7 +18,7 @@ from .crop_faces import align_track
 from .detect_faces import DetectFaces, fixed_box_problem
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
-from .status import face_status
+from .status import face_status, log_cpu_restore_estimate
 
 
 class LipSyncAllInOne(io.ComfyNode):
@@ -84,6 +84,8 @@ class LipSyncAllInOne(io.ComfyNode):
         generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
         paste = PasteOptions(mode=paste_mode)
         restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
+        if restorer is not None and restorer.device.type == "cpu":
+            log_cpu_restore_estimate(track.count - track.frames_without_face)
         sources = image_array(frames)
         result = torch.empty((track.count, *frames.shape[1:3], 3), dtype=torch.float32)
         output = result.numpy()

@@ -63,3 +63,20 @@ def test_paste_shows_the_frames_passed_through(nodes) -> None:
     frames, faces = frames_with_gap(4, range(0)), torch.zeros(4, 96, 96, 3)
     output = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=track)
     assert output.ui == {"text": ["no face in 2 of 4 frames (frames 1-2)"]}
+
+
+def test_restore_faces_on_the_cpu_reports_progress_every_face_and_an_estimate(pack, caplog) -> None:
+    from comfy.utils import progress_log
+    from comfyui_lipsync.lipsync.faces.track import FaceTrack
+    from test_nodes_restore import frames_with_face, small_restorer_spec
+
+    restore_nodes = {name: importlib.import_module(f"comfyui_lipsync.nodes.{name}") for name in ("restore_faces", "comfy_glue", "sockets")}
+    box = (60, 40, 200, 200)
+    track = FaceTrack.identity(256, 256, [box, None, box, box, box])
+    progress_log.clear()
+    restore_nodes["restore_faces"].RestoreFaces.execute(
+        frames=frames_with_face(5), output_track=track, face_restorer=small_restorer_spec(restore_nodes), strength=1.0,
+        codeformer_fidelity=0.5, mask_size=1.0, feather=0.35, vertical_offset=0.0, batch_size=4,
+    )  # fmt: skip
+    assert [done for done, total in progress_log] == [1, 2, 3, 4, 5]  # one step per frame, not per batch of 4
+    assert "Restoring 4 faces on the CPU: about 5-12 s a face" in caplog.text
