@@ -31,13 +31,13 @@ NOTE_COLOURS = {"color": "#432", "bgcolor": "#653"}
 GROUP_COLOURS = {"Inputs": "#3f789e", "Faces": "#8A8", "Lip-sync": "#a1309b", "Restore": "#b58b2a", "Output": "#88A", "Score": "#b06634"}
 # Sizes for nodes with previews or uploads; the rest are estimated from their sockets and widgets.
 FIXED_SIZES = {
-    "LoadVideo": (320, 330),
-    "LoadImage": (320, 330),
+    "LoadVideo": (330, 430),  # grows to show the video once it loads
+    "LoadImage": (330, 430),
     "LoadAudio": (320, 140),
     "SaveVideo": (360, 380),
     "PreviewImage": (320, 300),
     "PreviewAny": (320, 140),
-    "VHS_LoadVideo": (320, 420),
+    "VHS_LoadVideo": (330, 700),  # with its preview
     "VHS_VideoCombine": (340, 460),
 }
 EXTRA_WIDGET_VALUES = {"LoadVideo": ["image"], "LoadImage": ["image"], "LoadAudio": [None, None]}  # upload / player widgets
