@@ -141,7 +141,9 @@ def test_template_loads_with_no_missing_node_and_no_overlap(page, comfy: ComfySe
     if UPDATE:
         save_jpeg(png, path.with_suffix(".jpg"), THUMBNAIL)
     if path.stem == "lipsync_video_with_speech":  # readable at 100 %: kept with the test's files for a look
-        page.evaluate("() => { const canvas = window.app.canvas; canvas.ds.scale = 1; canvas.ds.offset = [10, 10]; canvas.setDirty(true, true); }")
+        page.evaluate(
+            "() => { const canvas = window.app.canvas; canvas.ds.scale = 1; canvas.ds.offset = [10, 10]; canvas.setDirty(true, true); }"
+        )
         page.wait_for_timeout(500)
         save_jpeg(page.screenshot(), tmp_path / "workflow_100_percent.jpg")
 
@@ -164,7 +166,7 @@ def test_template_browser_lists_each_workflow_once_with_a_thumbnail(page, tmp_pa
     png = page.screenshot()
     save_jpeg(png, tmp_path / "templates.jpg")
     if UPDATE:
-        save_jpeg(png, ROOT / "docs" / "templates.jpg", (1200, 675))
+        save_jpeg(png, ROOT / "docs" / "templates.jpg", (1200, 675), quality=72)
     close_dialogs(page)
 
 
@@ -201,4 +203,4 @@ def test_a_run_shows_the_face_status_on_the_node_and_a_toast_when_no_face(page, 
     png = page.screenshot()
     save_jpeg(png, tmp_path / "no_face_warning.jpg")
     if UPDATE:
-        save_jpeg(png, ROOT / "docs" / "no_face_warning.jpg", (1600, 900))
+        save_jpeg(png, ROOT / "docs" / "no_face_warning.jpg", (1600, 900), quality=72)
