@@ -33,7 +33,8 @@ class AudioToMelWindows(io.ComfyNode):
             category=CATEGORY,
             description="Turns speech into Wav2Lip's per-frame mel windows and matches its length to the video.",
             inputs=[
-                io.Audio.Input("audio", tooltip="The speech to lip-sync to (any sample rate; channels are mixed to mono)."),
+                io.Audio.Input("audio", tooltip="The speech to lip-sync to (any sample rate; channels are mixed to mono; "
+                               "of a batch of clips the first is used)."),
                 io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001,
                                tooltip="Frame rate of the video (GetVideoComponents gives it)."),
                 io.Combo.Input("length_mode", options=list(LENGTH_MODES), default=LOOP,
@@ -55,8 +56,9 @@ class AudioToMelWindows(io.ComfyNode):
         waveform = audio["waveform"]
         if waveform.ndim != 3 or waveform.shape[-1] == 0:
             raise ValueError("The AUDIO input is empty; connect a loaded speech track.")
-        if waveform.shape[0] > 1:
+        if waveform.shape[0] > 1:  # muxers (CreateVideo, Video Combine) expect one clip: keep the one lip-synced to
             logger.warning("AUDIO holds a batch of %d clips; using the first", waveform.shape[0])
+            audio = {**audio, "waveform": waveform[:1]}
         samples = waveform[0].detach().to("cpu", torch.float32).numpy()
         mel = melspectrogram(to_model_rate(samples, int(audio["sample_rate"])))
         video_frames = 0 if frames is None else int(frames.shape[0])

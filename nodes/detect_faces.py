@@ -17,6 +17,7 @@ from ..lipsync.faces.track import FaceTrack, Pads
 from ..lipsync.faces.track import fixed_box as validated_box
 from .comfy_glue import Progress, image_array, load_to_device, to_uint8
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket
+from .status import face_status
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class DetectFaces(io.ComfyNode):
             display_name="Detect Faces",
             category=CATEGORY,
             description="Finds the face in every frame, pads and smooths the boxes as Wav2Lip does. "
-            "Frames without a face are marked and later passed through unchanged.",
+            "Frames without a face are marked and later passed through unchanged; the node shows which "
+            "(e.g. 'no face in 37 of 250 frames (frames 12-48)') and warns when no face is found at all.",
             inputs=[
                 io.Image.Input("frames", tooltip="Video frames (or one image)."),
                 FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; not needed with a fixed box."),
@@ -98,7 +100,7 @@ class DetectFaces(io.ComfyNode):
         box = parse_box(fixed_box)
         if box is not None:
             track = FaceTrack.identity(height, width, [validated_box(box, height, width)] * count)
-            return io.NodeOutput(track, 0)
+            return io.NodeOutput(track, 0, ui=face_status(track, "Detect Faces"))
         if face_detector is None:
             raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
         detector = wrap_detection(make_detector(face_detector, batch_size), detect_every, cache_dir)
@@ -114,6 +116,4 @@ class DetectFaces(io.ComfyNode):
         tracked = track_faces(uint8_frames(), detector, pads, smooth, batch_size, face_choice, face_index, max_gap)
         track = FaceTrack.identity(height, width, [found for _, found in tracked])
         progress.advance(count - progress.done)
-        if track.frames_without_face:
-            logger.warning("no face in %d of %d frames; they will be passed through", track.frames_without_face, count)
-        return io.NodeOutput(track, track.frames_without_face)
+        return io.NodeOutput(track, track.frames_without_face, ui=face_status(track, "Detect Faces"))

@@ -18,6 +18,7 @@ from .crop_faces import align_track
 from .detect_faces import DetectFaces, fixed_box_problem
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
+from .status import face_status, log_cpu_restore_estimate
 
 
 class LipSyncAllInOne(io.ComfyNode):
@@ -28,7 +29,8 @@ class LipSyncAllInOne(io.ComfyNode):
             display_name="Lip Sync (All-in-One)",
             category=CATEGORY,
             description="Frames + speech -> lip-synced frames and the matched speech, in one node. "
-            "Works chunk by chunk: only the output frames are held, not intermediate copies.",
+            "Works chunk by chunk: only the output frames are held, not intermediate copies. Shows which frames had no "
+            "face (they pass through unchanged) and warns when no face is found at all.",
             inputs=[
                 io.Image.Input("frames", tooltip="Video frames, or one image for a talking still."),
                 io.Audio.Input("audio", tooltip="The speech."),
@@ -82,6 +84,8 @@ class LipSyncAllInOne(io.ComfyNode):
         generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
         paste = PasteOptions(mode=paste_mode)
         restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
+        if restorer is not None and restorer.device.type == "cpu":
+            log_cpu_restore_estimate(track.count - track.frames_without_face)
         sources = image_array(frames)
         result = torch.empty((track.count, *frames.shape[1:3], 3), dtype=torch.float32)
         output = result.numpy()
@@ -98,4 +102,4 @@ class LipSyncAllInOne(io.ComfyNode):
                     restore_faces([output[index] for index in indices], boxes, restorer, restore_strength, paste)
             progress.advance(len(block))
         output.clip(0.0, 1.0, out=output)
-        return io.NodeOutput(result, matched_audio, track.frames_without_face)
+        return io.NodeOutput(result, matched_audio, track.frames_without_face, ui=face_status(track, "Lip Sync (All-in-One)"))

@@ -13,6 +13,7 @@ from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, frame_mask, mask_ove
 from ..lipsync.faces.track import FaceTrack
 from .comfy_glue import Progress, chunks, image_array
 from .sockets import CATEGORY, FaceTrackSocket
+from .status import face_status
 
 logger = logging.getLogger(__name__)
 
@@ -94,4 +95,4 @@ class PasteFaces(io.ComfyNode):
         preview = mask_previews(output, mask_array)
         if output_track.frames_without_face:
             logger.info("%d of %d frames had no face and were passed through", output_track.frames_without_face, output_track.count)
-        return io.NodeOutput(result, masks, preview)
+        return io.NodeOutput(result, masks, preview, ui=face_status(output_track, "Paste Faces Back", log=False))

@@ -1,4 +1,5 @@
-"""The example workflows: every node exists, every link joins matching types, widget values fit the schemas."""
+"""The example workflows: every node exists, every link joins matching types, widget values fit the schemas, and the
+layout is readable (nodes in titled groups, stage by stage left to right, no overlaps)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-WORKFLOWS = sorted((Path(__file__).resolve().parent.parent / "example_workflows").glob("*.json"))
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 # Core ComfyUI nodes the examples use, with their output types.
 CORE_OUTPUTS = {
     "LoadVideo": ["VIDEO"],
@@ -18,7 +20,15 @@ CORE_OUTPUTS = {
     "LoadAudio": ["AUDIO"],
     "LoadImage": ["IMAGE", "MASK"],
     "PreviewImage": [],
+    "PreviewAny": [],
+    "Note": [],
+    # VideoHelperSuite (its widgets are saved as a dict)
+    "VHS_LoadVideo": ["IMAGE", "INT", "AUDIO", "VHS_VIDEOINFO"],
+    "VHS_VideoInfoLoaded": ["FLOAT", "INT", "FLOAT", "INT", "INT"],
+    "VHS_VideoCombine": ["VHS_FILENAMES"],
 }
+STAGES = ["Inputs", "Faces", "Lip-sync", "Restore", "Score", "Output"]
+TITLE_HEIGHT = 30  # the frontend draws a node's title above its pos
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "COMBO", "BOOLEAN"}
 
 
@@ -41,9 +51,56 @@ async def _nodes(extension) -> list:
     return await (await extension.comfy_entrypoint()).get_node_list()
 
 
-def test_there_are_examples_for_video_and_image() -> None:
-    names = {path.name for path in WORKFLOWS}
-    assert {"lipsync_video_with_speech.json", "lipsync_image_to_talking_video.json", "lipsync_video_with_restoration.json"} <= names
+def test_one_example_per_common_task() -> None:
+    names = {path.stem for path in WORKFLOWS}
+    assert {"lipsync_video_with_speech", "lipsync_image_to_talking_video", "lipsync_video_with_restoration", "lipsync_vhs_video",
+            "lipsync_score_video"} <= names  # fmt: skip
+    assert not (ROOT / "example_workflows").exists(), "ComfyUI would list every template twice"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.stem)
+def test_every_template_has_a_thumbnail(path: Path) -> None:
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file() and 2_000 < thumbnail.stat().st_size < 120_000
+    assert thumbnail.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def rectangle(node: dict) -> tuple[float, float, float, float]:
+    x, y = node["pos"]
+    width, height = node["size"]
+    return x, y - TITLE_HEIGHT, x + width, y + height
+
+
+def group_rectangle(group: dict) -> tuple[float, float, float, float]:
+    x, y, width, height = group["bounding"]
+    return x, y, x + width, y + height
+
+
+def overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.stem)
+def test_layout_is_grouped_by_stage_without_overlaps(path: Path) -> None:
+    workflow = json.loads(path.read_text())
+    nodes = workflow["nodes"]
+    boxes = [rectangle(node) for node in nodes]
+    for first in range(len(nodes)):
+        for second in range(first + 1, len(nodes)):
+            assert not overlap(boxes[first], boxes[second]), f"{nodes[first]['type']} overlaps {nodes[second]['type']}"
+    groups = workflow["groups"]
+    titles = [group["title"] for group in groups]
+    assert titles[0] == "Inputs" and titles[-1] == "Output" and titles == sorted(titles, key=STAGES.index)
+    lefts = [group["bounding"][0] for group in groups]
+    assert lefts == sorted(lefts), "groups run left to right in stage order"
+    for node, box in zip(nodes, boxes, strict=True):
+        inside = [group for group in groups if overlap(box, group_rectangle(group))]
+        assert len(inside) == 1, f"{node['type']} is not in exactly one group"
+        left, top, right, bottom = group_rectangle(inside[0])
+        assert left <= box[0] and box[2] <= right and top <= box[1] and box[3] <= bottom, f"{node['type']} sticks out of its group"
+    for group in groups:
+        notes = [node for node, box in zip(nodes, boxes, strict=True) if node["type"] == "Note" and overlap(box, group_rectangle(group))]
+        assert notes and all(len(note["widgets_values"][0]) < 220 for note in notes), f"{group['title']} needs a short note"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.stem)
@@ -57,6 +114,7 @@ def test_workflow_fits_the_schemas(path: Path, schemas: dict) -> None:
         if node["type"] not in schemas:
             assert [output["type"] for output in node["outputs"]] == CORE_OUTPUTS[node["type"]]
             continue
+        assert "title" not in node or node["title"], "an empty title"
         schema = schemas[node["type"]]
         # ComfyUI's frontend lays widgets out from input_order: the required inputs, then the optional ones.
         widgets = [item for item in schema.inputs if item.io_type in WIDGET_TYPES and not item.optional]
@@ -75,7 +133,7 @@ def test_workflow_fits_the_schemas(path: Path, schemas: dict) -> None:
     for link_id, source, source_slot, target, target_slot, link_type in workflow["links"]:
         output = nodes[source]["outputs"][source_slot]
         target_input = nodes[target]["inputs"][target_slot]
-        assert output["type"] == target_input["type"] == link_type
+        assert output["type"] == link_type and target_input["type"] in (link_type, "*")
         assert link_id in output["links"] and target_input["link"] == link_id
 
 
