@@ -15,20 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .audio import MelWindows, load_audio, melspectrogram
-from .blend import PasteOptions, paste_faces_blended
+from .blend import PasteOptions
 from .encode import VideoWriter
+from .engine import lipsync_chunk
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
 from .faces.sparse import wrap_detection
 from .faces.stream import BEST, first_face_box, track_faces
 from .faces.track import Box, Pads, fixed_box
 from .framestore import FrameStore
-from .generate import Wav2LipGenerator, crop_faces
+from .generate import Wav2LipGenerator
 from .media import FrameSource, FrameTransform, open_frame_source
 from .overlap import BackgroundConsumer, prefetch
-from .restore import FaceRestorer, restore_faces
+from .restore import FaceRestorer
 from .timeline import LOOP, PING_PONG, TRIM, source_frame
 
 logger = logging.getLogger(__name__)
@@ -281,21 +283,11 @@ def lipsync_file(
                 )
             without_face += len(chunk) - len(with_face)
             if with_face:
-                step = time.perf_counter()
-                boxes = [chunk[index][1] for index in with_face]
-                crops = crop_faces([frames[index] for index in with_face], boxes, generator.img_size)
-                generated = generator(crops, windows.batch([written + index for index in with_face]))
-                times.add("generate", time.perf_counter() - step)
-                step = time.perf_counter()
-                paste_faces_blended([frames[index] for index in with_face], generated, boxes, options.paste)
-                times.add("paste", time.perf_counter() - step)
-                if restorer is not None:
-                    step = time.perf_counter()
-                    restore_faces(
-                        [frames[index] for index in with_face], boxes, restorer,
-                        options.restore_strength, options.paste, options.codeformer_fidelity,
-                    )  # fmt: skip
-                    times.add("restore", time.perf_counter() - step)
+                lipsync_chunk(
+                    [torch.from_numpy(frame) for frame in frames], [box for _, box in chunk],
+                    windows.batch(range(written, written + len(chunk))), generator, options.paste,
+                    restorer, options.restore_strength, options.codeformer_fidelity, charge=times.add,
+                )  # fmt: skip
             for frame in frames:
                 sink(frame)
             written += len(chunk)

@@ -6,16 +6,17 @@ import torch
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, paste_faces_blended
+from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions
+from ..lipsync.engine import DEFAULT_MAX_GAP, lipsync_chunk
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.stream import BEST, FACE_CHOICES
-from ..lipsync.generate import Wav2LipGenerator, crop_faces
-from ..lipsync.restore import restore_faces
+from ..lipsync.faces.track import Pads
+from ..lipsync.generate import Wav2LipGenerator
 from ..lipsync.timeline import LENGTH_MODES, LOOP
-from .audio_to_mel import AudioToMelWindows
-from .comfy_glue import Progress, chunks, image_array, load_to_device
+from .audio_to_mel import speech_windows
+from .comfy_glue import Progress, chunks, load_to_device, output_image
 from .crop_faces import align_track
-from .detect_faces import DetectFaces, fixed_box_problem
+from .detect_faces import face_track, fixed_box_problem
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 
@@ -69,12 +70,12 @@ class LipSyncAllInOne(io.ComfyNode):
         face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = 1,
         cache_detections: bool = True, paste_mode: str = BOX, face_restorer: RestorerSpec | None = None, restore_strength: float = 0.8,
     ) -> io.NodeOutput:  # fmt: skip
-        speech, matched_audio, _ = AudioToMelWindows.execute(audio=audio, fps=fps, length_mode=length_mode, frames=frames).args
-        track, _ = DetectFaces.execute(
-            frames=frames, pad_top=0, pad_bottom=pad_bottom, pad_left=0, pad_right=0, smooth=smooth, face_choice=face_choice,
-            face_index=0, batch_size=16, fixed_box=fixed_box, face_detector=face_detector, detect_every=detect_every,
+        speech, matched_audio = speech_windows(audio, fps, length_mode, int(frames.shape[0]))
+        track = face_track(
+            frames, Pads(bottom=pad_bottom), smooth=smooth, face_choice=face_choice, face_index=0, batch_size=16,
+            fixed_box=fixed_box, face_detector=face_detector, max_gap=DEFAULT_MAX_GAP, detect_every=detect_every,
             cache_dir=str(default_cache_dir()) if cache_detections else None,
-        ).args  # fmt: skip
+        )  # fmt: skip
         track = align_track(track, speech)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
             model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
@@ -82,20 +83,12 @@ class LipSyncAllInOne(io.ComfyNode):
         generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
         paste = PasteOptions(mode=paste_mode)
         restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
-        sources = image_array(frames)
-        result = torch.empty((track.count, *frames.shape[1:3], 3), dtype=torch.float32)
-        output = result.numpy()
+        result = output_image(frames, track.sources)
         progress = Progress(track.count)
         for block in chunks(track.count, batch_size):
-            for index in block:
-                output[index] = sources[track.sources[index]]
-            indices = [index for index in block if track.box(index) is not None]
-            if indices:
-                boxes = [track.box(index) for index in indices]
-                faces = generator(crop_faces([output[index] for index in indices], boxes, generator.img_size), speech.batch(indices))
-                paste_faces_blended([output[index] for index in indices], faces, boxes, paste)
-                if restorer is not None:
-                    restore_faces([output[index] for index in indices], boxes, restorer, restore_strength, paste)
+            lipsync_chunk(
+                [result[index] for index in block], [track.box(index) for index in block], speech.batch(block),
+                generator, paste, restorer, restore_strength,
+            )  # fmt: skip
             progress.advance(len(block))
-        output.clip(0.0, 1.0, out=output)
         return io.NodeOutput(result, matched_audio, track.frames_without_face)
