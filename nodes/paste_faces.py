@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 import cv2
+import numpy as np
 import torch
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask, mask_overlay
+from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask
 from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.track import FaceTrack
 from .comfy_glue import Progress, chunks, image_tensor, output_image
@@ -19,23 +20,29 @@ logger = logging.getLogger(__name__)
 
 
 PREVIEW_SIDE = 512  # the mask preview is for the eye: at most this long a side, not another full-size batch
+PREVIEW_OPACITY = 0.5  # of the red tint where the mask is 1
 
 
 def mask_previews(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Red-tinted views of where each mask replaces pixels, downscaled to PREVIEW_SIDE.
+    """Frames tinted red where each mask replaces pixels (``blend.mask_overlay``), downscaled to PREVIEW_SIDE.
 
-    Bilinear, not area, downscaling: the preview is for the eye, and area averaging of a 720p float frame
-    costs more than the whole paste.
+    Bilinear, not area, downscaling, and the tint computed in place: the preview is for the eye, and area
+    averaging a 720p float frame costs more than the whole paste.
     """
     height, width = frames.shape[1:3]
     scale = min(1.0, PREVIEW_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     previews = torch.empty((len(frames), size[1], size[0], 3), dtype=torch.float32)
     for index in range(len(frames)):
-        frame, mask = frame_view(frames[index].cpu()), frame_view(masks[index].cpu())
+        frame, mask, preview = frame_view(frames[index].cpu()), frame_view(masks[index].cpu()), frame_view(previews[index])
         if scale < 1.0:
-            frame, mask = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR), cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)
-        previews[index] = torch.from_numpy(mask_overlay(frame, mask))
+            preview[...] = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            mask = cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)
+        else:
+            preview[...] = frame
+        alpha = mask * np.float32(PREVIEW_OPACITY)
+        preview *= (1.0 - alpha)[..., None]
+        preview[..., 0] += alpha
     return previews
 
 
@@ -84,7 +91,8 @@ class PasteFaces(io.ComfyNode):
         options = PasteOptions(mode, mask_size, feather, vertical_offset, colour_match)
         generated = image_tensor(faces)
         result = output_image(frames, output_track.sources)
-        masks = torch.zeros((output_track.count, output_track.frame_height, output_track.frame_width), dtype=torch.float32)
+        # numpy's zeros come from calloc: fresh zero pages, no fill pass, and memory only where a box is written
+        masks = torch.from_numpy(np.zeros((output_track.count, output_track.frame_height, output_track.frame_width), dtype=np.float32))
         device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
         progress = Progress(output_track.count)
         for block in chunks(output_track.count, 64):
