@@ -21,14 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from .blend import BOX, PasteOptions, box_mask, paste_face
+from .defaults import DEFAULT_RESTORE_STRENGTH
 from .faces.track import Box
 from .generate import Wav2LipGenerator
 from .restore import FaceRestorer, restore_faces
-
-# One value each, read by the command line's options and the nodes' schemas.
-DEFAULT_GENERATION_BATCH = 128  # faces per generation chunk (capped on the CPU by the generator)
-DEFAULT_RESTORE_STRENGTH = 0.8  # 0..1 of the restored mouth blended in: fully restored mouths look waxy
-DEFAULT_MAX_GAP = 5  # face-less runs up to this many frames get interpolated boxes
 
 StageCharge = Callable[[str, float], None]  # (stage, seconds): where a caller's timing report goes
 

@@ -19,6 +19,7 @@ import torch
 
 from .audio import MelWindows, load_audio, melspectrogram
 from .blend import PasteOptions
+from .defaults import DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
 from .encode import VideoWriter
 from .engine import lipsync_chunk
 from .errors import NoFaceError
@@ -51,7 +52,7 @@ class LipSyncOptions:
     image_fps: float = 25.0
     transform: FrameTransform = field(default_factory=FrameTransform)
     face_det_batch_size: int = 16
-    wav2lip_batch_size: int = 128
+    wav2lip_batch_size: int = DEFAULT_GENERATION_BATCH
     on_missing_face: str = "passthrough"
     face_choice: str = BEST
     face_index: int = 0
@@ -64,7 +65,7 @@ class LipSyncOptions:
     max_gap: int = 0  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
     length_mode: str = LOOP  # a video shorter than the speech: loop (reference), ping-pong, or trim to the video
     paste: PasteOptions = field(default_factory=PasteOptions)
-    restore_strength: float = 1.0  # with a face restorer: 0..1 of the restored mouth region blended in
+    restore_strength: float = DEFAULT_RESTORE_STRENGTH  # with a face restorer: 0..1 of the restored mouth region blended in
     codeformer_fidelity: float = 0.5
 
     def __post_init__(self) -> None:

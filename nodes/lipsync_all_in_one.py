@@ -7,7 +7,8 @@ from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions
-from ..lipsync.engine import DEFAULT_MAX_GAP, lipsync_chunk
+from ..lipsync.defaults import DEFAULT_GENERATION_BATCH, DEFAULT_MAX_GAP, DEFAULT_RESTORE_STRENGTH
+from ..lipsync.engine import lipsync_chunk
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.stream import BEST, FACE_CHOICES
 from ..lipsync.faces.track import Pads
@@ -41,7 +42,7 @@ class LipSyncAllInOne(io.ComfyNode):
                 io.Int.Input("pad_bottom", default=10, min=-512, max=512, tooltip="Pixels added below the face; keep the chin in."),
                 io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST, tooltip="Which face when several."),
-                io.Int.Input("batch_size", default=64, min=1, max=1024, tooltip="Faces per generation batch."),
+                io.Int.Input("batch_size", default=DEFAULT_GENERATION_BATCH, min=1, max=1024, tooltip="Faces per generation batch."),
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right': no detection."),
                 io.Int.Input("detect_every", default=1, min=1, max=30,
                              tooltip="Detect on every Nth frame and interpolate the boxes between (about N times faster)."),
@@ -50,7 +51,7 @@ class LipSyncAllInOne(io.ComfyNode):
                 io.Combo.Input("paste_mode", options=list(PASTE_MODES), default=BOX,
                                tooltip="box: the reference hard paste. mouth mask: only the mouth area, feathered."),
                 FaceRestorerModel.Input("face_restorer", optional=True, tooltip="From Load Face Restorer: restore the mouth at 512."),
-                io.Float.Input("restore_strength", default=0.8, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("restore_strength", default=DEFAULT_RESTORE_STRENGTH, min=0.0, max=1.0, step=0.05,
                                tooltip="With a face restorer: 0 keeps the Wav2Lip mouth, 1 uses the restored one."),
             ],
             outputs=[
@@ -68,7 +69,8 @@ class LipSyncAllInOne(io.ComfyNode):
     def execute(
         cls, frames: torch.Tensor, audio: dict, fps: float, wav2lip_model, length_mode: str, pad_bottom: int, smooth: bool,
         face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = 1,
-        cache_detections: bool = True, paste_mode: str = BOX, face_restorer: RestorerSpec | None = None, restore_strength: float = 0.8,
+        cache_detections: bool = True, paste_mode: str = BOX, face_restorer: RestorerSpec | None = None,
+        restore_strength: float = DEFAULT_RESTORE_STRENGTH,
     ) -> io.NodeOutput:  # fmt: skip
         speech, matched_audio = speech_windows(audio, fps, length_mode, int(frames.shape[0]))
         track = face_track(

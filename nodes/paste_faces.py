@@ -91,8 +91,7 @@ class PasteFaces(io.ComfyNode):
         options = PasteOptions(mode, mask_size, feather, vertical_offset, colour_match)
         generated = image_tensor(faces)
         result = output_image(frames, output_track.sources)
-        # numpy's zeros come from calloc: fresh zero pages, no fill pass, and memory only where a box is written
-        masks = torch.from_numpy(np.zeros((output_track.count, output_track.frame_height, output_track.frame_width), dtype=np.float32))
+        masks = torch.zeros((output_track.count, output_track.frame_height, output_track.frame_width), dtype=torch.float32)
         device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
         progress = Progress(output_track.count)
         for block in chunks(output_track.count, 64):
