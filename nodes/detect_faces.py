@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.defaults import DEFAULT_MAX_GAP
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
 from ..lipsync.faces.sparse import wrap_detection
@@ -73,7 +74,7 @@ class DetectFaces(io.ComfyNode):
                              tooltip="Detect on every Nth frame, interpolating boxes between (about N times faster). 1 = every frame."),
                 io.String.Input("fixed_box", default="",
                                 tooltip="Optional 'top,bottom,left,right' in pixels: use this box in every frame, no detection."),
-                io.Int.Input("max_gap", default=5, min=0, max=100,
+                io.Int.Input("max_gap", default=DEFAULT_MAX_GAP, min=0, max=100,
                              tooltip="Face lost for up to this many frames: its box is interpolated. Longer gaps are passed through."),
             ],
             outputs=[
@@ -89,8 +90,8 @@ class DetectFaces(io.ComfyNode):
     @classmethod
     def execute(
         cls, frames: torch.Tensor, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int, smooth: bool,
-        face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None, max_gap: int = 5,
-        detect_every: int = 1,
+        face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None,
+        max_gap: int = DEFAULT_MAX_GAP, detect_every: int = 1,
     ) -> io.NodeOutput:  # fmt: skip
         track = face_track(
             frames, Pads(pad_top, pad_bottom, pad_left, pad_right), smooth=smooth, face_choice=face_choice, face_index=face_index,
