@@ -6,8 +6,8 @@ or written, so a caller holding a batch never copies or converts whole frames he
 
 Where each step runs: on CPU frames the crop and the box paste use OpenCV on views of the box regions,
 the reference numerics bit for bit. Mouth-mask blends and colour matching run on ``device`` (the
-generator's): with a GPU the box region goes there, is blended with the generated face (already there)
-and comes back; on the CPU the numpy reference runs. Frames on a GPU use torch throughout.
+generator's, or ComfyUI's torch device): with a GPU the box region and the generated face go there, are
+blended, and the region comes back; on the CPU the numpy reference runs. Frames on a GPU use torch throughout.
 """
 
 from __future__ import annotations
