@@ -28,6 +28,7 @@ from .cli_checks import (
     check_output,
     signals_cancel,
 )
+from .defaults import DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
 from .device import PRECISIONS
 from .encode import ENCODERS
 from .errors import Cancelled, LipSyncError, MediaError, OptionError
@@ -72,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixels added around the detected face; include the chin",
     )
     parser.add_argument("--face-det-batch-size", "--face_det_batch_size", type=int, default=16, help="frames per detection batch")
-    parser.add_argument("--wav2lip-batch-size", "--wav2lip_batch_size", type=int, default=128, help="faces per generation batch")
+    parser.add_argument(
+        "--wav2lip-batch-size", "--wav2lip_batch_size", type=int, default=DEFAULT_GENERATION_BATCH, help="faces per generation batch"
+    )
     parser.add_argument("--resize-factor", "--resize_factor", type=int, default=1, help="divide the frame size by this first")
     parser.add_argument(
         "--crop",
@@ -147,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--restorer", help="face restorer weights: GFPGANv1.3/1.4.pth, RestoreFormer.pth, codeformer.pth or GPEN-BFR-512.pth (-256, -1024)"
     )
-    parser.add_argument("--restore-strength", type=float, default=1.0, help="how much of the restored mouth region is used (0..1)")
+    parser.add_argument(
+        "--restore-strength", type=float, default=DEFAULT_RESTORE_STRENGTH, help="how much of the restored mouth region is used (0..1)"
+    )
     parser.add_argument("--codeformer-fidelity", type=float, default=0.5, help="CodeFormer weight: 0 = most restoration, 1 = most faithful")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51 (lower is better, 18 is visually lossless)")

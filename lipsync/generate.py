@@ -92,19 +92,20 @@ class Wav2LipGenerator:
         """Faces per forward pass; callers size their frame chunks to it."""
         return self.batch_size
 
-    def model_input(self, crops: np.ndarray) -> torch.Tensor:
-        """``[N, S, S, 3]`` RGB crops -> ``[N, 6, S, S]``: BGR with the lower half zeroed, then BGR unmasked."""
-        faces = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device)
-        faces = faces.permute(0, 3, 1, 2)[:, BGR].float()
-        if crops.dtype == np.uint8:
+    def model_input(self, crops: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``[N, S, S, 3]`` RGB crops (uint8, or float in 0..1) -> ``[N, 6, S, S]``: BGR with the lower half zeroed, then BGR unmasked."""
+        faces = crops if isinstance(crops, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(crops))
+        is_uint8 = faces.dtype == torch.uint8
+        faces = faces.to(self.device).permute(0, 3, 1, 2)[:, BGR].float()
+        if is_uint8:
             faces = faces / 255.0
         masked = faces.clone()
         masked[:, :, self.img_size // 2 :] = 0
         return torch.cat([masked, faces], dim=1).contiguous(memory_format=self.memory_format)
 
     @torch.inference_mode()
-    def __call__(self, crops: np.ndarray, mels: np.ndarray) -> np.ndarray:
-        """Generate faces for ``crops`` ``[N, S, S, 3]`` and mel windows ``[N, 80, 16]``.
+    def __call__(self, crops: np.ndarray | torch.Tensor, mels: np.ndarray) -> np.ndarray:
+        """Generate faces for ``crops`` ``[N, S, S, 3]`` (numpy or a tensor) and mel windows ``[N, 80, 16]``.
 
         Returns float32 RGB ``[N, S, S, 3]`` in 0..1.
         """

@@ -17,20 +17,23 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import torch
 
 from .audio import MelWindows, load_audio, melspectrogram, window_count
-from .blend import PasteOptions, paste_faces_blended
+from .blend import PasteOptions
+from .defaults import DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
 from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
+from .engine import lipsync_chunk
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
 from .faces.sparse import wrap_detection
 from .faces.stream import BEST, FaceFollower, track_faces
 from .faces.track import Box, Pads, fixed_box
 from .framestore import FrameStore
-from .generate import Wav2LipGenerator, crop_faces
+from .generate import Wav2LipGenerator
 from .media import FrameSource, FrameTransform, open_frame_source
 from .overlap import BackgroundConsumer, prefetch
-from .restore import FaceRestorer, restore_faces
+from .restore import FaceRestorer
 from .timeline import LOOP, PING_PONG, TRIM, source_frame
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,7 @@ class LipSyncOptions:
     image_fps: float = 25.0
     transform: FrameTransform = field(default_factory=FrameTransform)
     face_det_batch_size: int = 16
-    wav2lip_batch_size: int = 128
+    wav2lip_batch_size: int = DEFAULT_GENERATION_BATCH
     on_missing_face: str = "passthrough"
     face_choice: str = BEST
     face_index: int = 0
@@ -65,7 +68,7 @@ class LipSyncOptions:
     max_gap: int = 0  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
     length_mode: str = LOOP  # a video shorter than the speech: loop (reference), ping-pong, or trim to the video
     paste: PasteOptions = field(default_factory=PasteOptions)
-    restore_strength: float = 1.0  # with a face restorer: 0..1 of the restored mouth region blended in
+    restore_strength: float = DEFAULT_RESTORE_STRENGTH  # with a face restorer: 0..1 of the restored mouth region blended in
     codeformer_fidelity: float = 0.5
     encoder: str = AUTO  # H.264 encoder: auto = h264_nvenc when generating on CUDA and it opens, else libx264
 
@@ -306,21 +309,11 @@ def lipsync_file(
                     step = time.perf_counter()
                     windows = MelWindows(mel.result(), source.fps)
                     times.add("audio", time.perf_counter() - step)  # only the wait for the mel thread
-                step = time.perf_counter()
-                boxes = [chunk[index][1] for index in with_face]
-                crops = crop_faces([frames[index] for index in with_face], boxes, generator.img_size)
-                generated = generator(crops, windows.batch([written + index for index in with_face]))
-                times.add("generate", time.perf_counter() - step)
-                step = time.perf_counter()
-                paste_faces_blended([frames[index] for index in with_face], generated, boxes, options.paste)
-                times.add("paste", time.perf_counter() - step)
-                if restorer is not None:
-                    step = time.perf_counter()
-                    restore_faces(
-                        [frames[index] for index in with_face], boxes, restorer,
-                        options.restore_strength, options.paste, options.codeformer_fidelity,
-                    )  # fmt: skip
-                    times.add("restore", time.perf_counter() - step)
+                lipsync_chunk(
+                    [torch.from_numpy(frame) for frame in frames], [box for _, box in chunk],
+                    windows.batch(range(written, written + len(chunk))), generator, options.paste,
+                    restorer, options.restore_strength, options.codeformer_fidelity, charge=times.add,
+                )  # fmt: skip
             for frame in frames:
                 sink(frame)
             written += len(chunk)

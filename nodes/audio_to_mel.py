@@ -53,14 +53,20 @@ class AudioToMelWindows(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio: dict, fps: float, length_mode: str, frames: torch.Tensor | None = None) -> io.NodeOutput:
-        waveform = audio["waveform"]
-        if waveform.ndim != 3 or waveform.shape[-1] == 0:
-            raise ValueError("The AUDIO input is empty; connect a loaded speech track.")
-        if waveform.shape[0] > 1:  # muxers (CreateVideo, Video Combine) expect one clip: keep the one lip-synced to
-            logger.warning("AUDIO holds a batch of %d clips; using the first", waveform.shape[0])
-            audio = {**audio, "waveform": waveform[:1]}
-        samples = waveform[0].detach().to("cpu", torch.float32).numpy()
-        mel = melspectrogram(to_model_rate(samples, int(audio["sample_rate"])))
-        video_frames = 0 if frames is None else int(frames.shape[0])
-        windows = SpeechWindows.match(mel, fps, video_frames, length_mode)
-        return io.NodeOutput(windows, fit_waveform(audio, windows.seconds), windows.count)
+        windows, matched = speech_windows(audio, fps, length_mode, 0 if frames is None else int(frames.shape[0]))
+        return io.NodeOutput(windows, matched, windows.count)
+
+
+def speech_windows(audio: dict, fps: float, length_mode: str, video_frames: int) -> tuple[SpeechWindows, dict]:
+    """An AUDIO's mel windows for ``video_frames`` frames (0: the speech sets the length), and the AUDIO cut or
+    padded to the output length."""
+    waveform = audio["waveform"]
+    if waveform.ndim != 3 or waveform.shape[-1] == 0:
+        raise ValueError("The AUDIO input is empty; connect a loaded speech track.")
+    if waveform.shape[0] > 1:  # muxers (CreateVideo, Video Combine) expect one clip: keep the one lip-synced to
+        logger.warning("AUDIO holds a batch of %d clips; using the first", waveform.shape[0])
+        audio = {**audio, "waveform": waveform[:1]}
+    samples = waveform[0].detach().to("cpu", torch.float32).numpy()
+    mel = melspectrogram(to_model_rate(samples, int(audio["sample_rate"])))
+    windows = SpeechWindows.match(mel, fps, video_frames, length_mode)
+    return windows, fit_waveform(audio, windows.seconds)

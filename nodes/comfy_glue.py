@@ -137,6 +137,26 @@ def image_array(images: torch.Tensor) -> np.ndarray:
     return array
 
 
+def image_tensor(images: torch.Tensor) -> torch.Tensor:
+    """An IMAGE ``[B, H, W, C]``'s RGB as float32, without copying float32 input (read-only use)."""
+    if images.ndim != 4 or images.shape[-1] < 3:
+        raise ValueError(f"expected an IMAGE batch [frames, height, width, 3], got shape {tuple(images.shape)}")
+    return images[..., :3].detach().to(torch.float32)
+
+
+def output_image(images: torch.Tensor, sources: tuple[int, ...]) -> torch.Tensor:
+    """A new float32 IMAGE whose frame ``i`` is ``images[sources[i]]``: the one copy a node writes its faces into,
+    so the input is never modified (ComfyUI's contract) and nothing else of the batch is copied."""
+    rgb = image_tensor(images)
+    output = torch.empty((len(sources), *rgb.shape[1:]), dtype=torch.float32, device=rgb.device)
+    if tuple(sources) == tuple(range(rgb.shape[0])):
+        output.copy_(rgb)
+    else:
+        for index, source in enumerate(sources):
+            output[index].copy_(rgb[source])
+    return output
+
+
 def to_uint8(frames: np.ndarray) -> np.ndarray:
     """Float frames in 0..1 -> uint8 (rounded), the detector's input."""
     return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.engine import crop_faces
 from ..lipsync.faces.track import FaceTrack
-from ..lipsync.generate import crop_faces
 from ..lipsync.timeline import SpeechWindows, source_frame
-from .comfy_glue import Progress, chunks, image_array
+from .comfy_glue import Progress, chunks, image_tensor
 from .sockets import CATEGORY, FaceTrackSocket, SpeechWindowsSocket
 
 
@@ -63,8 +62,8 @@ class CropFaces(io.ComfyNode):
     def execute(cls, frames: torch.Tensor, face_track: FaceTrack, size: int, mel_windows: SpeechWindows | None = None) -> io.NodeOutput:
         check_frames(frames, face_track)
         track = align_track(face_track, mel_windows)
-        pixels = image_array(frames)
-        crops = np.zeros((track.count, size, size, 3), dtype=np.float32)
+        pixels = image_tensor(frames)
+        crops = torch.zeros((track.count, size, size, 3), dtype=torch.float32, device=pixels.device)
         progress = Progress(track.count)
         for block in chunks(track.count, 256):
             with_face = [index for index in block if track.box(index) is not None]
@@ -72,4 +71,4 @@ class CropFaces(io.ComfyNode):
                 sources = [pixels[track.sources[index]] for index in with_face]
                 crops[with_face] = crop_faces(sources, [track.box(index) for index in with_face], size)
             progress.advance(len(block))
-        return io.NodeOutput(torch.from_numpy(crops), track)
+        return io.NodeOutput(crops, track)

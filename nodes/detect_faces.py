@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.defaults import DEFAULT_MAX_GAP
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
 from ..lipsync.faces.sparse import wrap_detection
@@ -75,7 +76,7 @@ class DetectFaces(io.ComfyNode):
                              tooltip="Detect on every Nth frame, interpolating boxes between (about N times faster). 1 = every frame."),
                 io.String.Input("fixed_box", default="",
                                 tooltip="Optional 'top,bottom,left,right' in pixels: use this box in every frame, no detection."),
-                io.Int.Input("max_gap", default=5, min=0, max=100,
+                io.Int.Input("max_gap", default=DEFAULT_MAX_GAP, min=0, max=100,
                              tooltip="Face lost for up to this many frames: its box is interpolated. Longer gaps are passed through."),
             ],
             outputs=[
@@ -91,29 +92,43 @@ class DetectFaces(io.ComfyNode):
     @classmethod
     def execute(
         cls, frames: torch.Tensor, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int, smooth: bool,
-        face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None, max_gap: int = 5,
-        detect_every: int = 1, cache_dir: str | None = None,
+        face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None,
+        max_gap: int = DEFAULT_MAX_GAP, detect_every: int = 1,
     ) -> io.NodeOutput:  # fmt: skip
-        """``cache_dir`` (for the all-in-one node): reuse detections cached there for the same frames and settings."""
-        pixels = image_array(frames)
-        count, height, width = pixels.shape[:3]
-        box = parse_box(fixed_box)
-        if box is not None:
-            track = FaceTrack.identity(height, width, [validated_box(box, height, width)] * count)
-            return io.NodeOutput(track, 0, ui=face_status(track, "Detect Faces"))
-        if face_detector is None:
-            raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
-        detector = wrap_detection(make_detector(face_detector, batch_size), detect_every, cache_dir)
-        progress = Progress(count)
-
-        def uint8_frames() -> Iterator[np.ndarray]:
-            for index in range(count):
-                if index % batch_size == 0 and index:
-                    progress.advance(batch_size)
-                yield to_uint8(pixels[index])
-
-        pads = Pads(pad_top, pad_bottom, pad_left, pad_right)
-        tracked = track_faces(uint8_frames(), detector, pads, smooth, batch_size, face_choice, face_index, max_gap)
-        track = FaceTrack.identity(height, width, [found for _, found in tracked])
-        progress.advance(count - progress.done)
+        track = face_track(
+            frames, Pads(pad_top, pad_bottom, pad_left, pad_right), smooth=smooth, face_choice=face_choice, face_index=face_index,
+            batch_size=batch_size, fixed_box=fixed_box, face_detector=face_detector, max_gap=max_gap, detect_every=detect_every,
+        )  # fmt: skip
         return io.NodeOutput(track, track.frames_without_face, ui=face_status(track, "Detect Faces"))
+
+
+def face_track(
+    frames: torch.Tensor, pads: Pads, *, smooth: bool, face_choice: str, face_index: int, batch_size: int, fixed_box: str,
+    face_detector: DetectorSpec | None, max_gap: int, detect_every: int, cache_dir: str | None = None,
+) -> FaceTrack:  # fmt: skip
+    """The face track of an IMAGE batch: the fixed box in every frame, or detected and smoothed boxes.
+
+    ``cache_dir``: reuse detections cached there for the same frames and settings (the all-in-one node's option).
+    """
+    pixels = image_array(frames)
+    count, height, width = pixels.shape[:3]
+    box = parse_box(fixed_box)
+    if box is not None:
+        return FaceTrack.identity(height, width, [validated_box(box, height, width)] * count)
+    if face_detector is None:
+        raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
+    detector = wrap_detection(make_detector(face_detector, batch_size), detect_every, cache_dir)
+    progress = Progress(count)
+
+    def uint8_frames() -> Iterator[np.ndarray]:
+        for index in range(count):
+            if index % batch_size == 0 and index:
+                progress.advance(batch_size)
+            yield to_uint8(pixels[index])
+
+    tracked = track_faces(uint8_frames(), detector, pads, smooth, batch_size, face_choice, face_index, max_gap)
+    track = FaceTrack.identity(height, width, [found for _, found in tracked])
+    progress.advance(count - progress.done)
+    if track.frames_without_face:
+        logger.warning("no face in %d of %d frames; they will be passed through", track.frames_without_face, count)
+    return track

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.defaults import DEFAULT_GENERATION_BATCH
 from ..lipsync.faces.track import FaceTrack
 from ..lipsync.generate import Wav2LipGenerator
 from ..lipsync.timeline import SpeechWindows
@@ -26,7 +27,8 @@ class Wav2LipGenerate(io.ComfyNode):
                 SpeechWindowsSocket.Input("mel_windows", tooltip="From Audio to Mel Windows; one window per crop."),
                 FaceTrackSocket.Input("output_track", optional=True,
                                       tooltip="From Crop Faces: frames without a face are skipped (their crop is passed on)."),
-                io.Int.Input("batch_size", default=64, min=1, max=1024, tooltip="Faces per forward pass; halved on out-of-memory."),
+                io.Int.Input("batch_size", default=DEFAULT_GENERATION_BATCH, min=1, max=1024,
+                             tooltip="Faces per forward pass; halved on out-of-memory."),
             ],
             outputs=[io.Image.Output(display_name="faces")],
         )  # fmt: skip

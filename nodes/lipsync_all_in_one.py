@@ -6,16 +6,18 @@ import torch
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, paste_faces_blended
+from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions
+from ..lipsync.defaults import DEFAULT_GENERATION_BATCH, DEFAULT_MAX_GAP, DEFAULT_RESTORE_STRENGTH
+from ..lipsync.engine import lipsync_chunk
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.stream import BEST, FACE_CHOICES
-from ..lipsync.generate import Wav2LipGenerator, crop_faces
-from ..lipsync.restore import restore_faces
+from ..lipsync.faces.track import Pads
+from ..lipsync.generate import Wav2LipGenerator
 from ..lipsync.timeline import LENGTH_MODES, LOOP
-from .audio_to_mel import AudioToMelWindows
-from .comfy_glue import Progress, chunks, image_array, load_to_device
+from .audio_to_mel import speech_windows
+from .comfy_glue import Progress, chunks, load_to_device, output_image
 from .crop_faces import align_track
-from .detect_faces import DetectFaces, fixed_box_problem
+from .detect_faces import face_track, fixed_box_problem
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 from .status import face_status, log_cpu_restore_estimate
@@ -42,7 +44,7 @@ class LipSyncAllInOne(io.ComfyNode):
                 io.Int.Input("pad_bottom", default=10, min=-512, max=512, tooltip="Pixels added below the face; keep the chin in."),
                 io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST, tooltip="Which face when several."),
-                io.Int.Input("batch_size", default=64, min=1, max=1024, tooltip="Faces per generation batch."),
+                io.Int.Input("batch_size", default=DEFAULT_GENERATION_BATCH, min=1, max=1024, tooltip="Faces per generation batch."),
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right': no detection."),
                 io.Int.Input("detect_every", default=1, min=1, max=30,
                              tooltip="Detect on every Nth frame and interpolate the boxes between (about N times faster)."),
@@ -51,7 +53,7 @@ class LipSyncAllInOne(io.ComfyNode):
                 io.Combo.Input("paste_mode", options=list(PASTE_MODES), default=BOX,
                                tooltip="box: the reference hard paste. mouth mask: only the mouth area, feathered."),
                 FaceRestorerModel.Input("face_restorer", optional=True, tooltip="From Load Face Restorer: restore the mouth at 512."),
-                io.Float.Input("restore_strength", default=0.8, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("restore_strength", default=DEFAULT_RESTORE_STRENGTH, min=0.0, max=1.0, step=0.05,
                                tooltip="With a face restorer: 0 keeps the Wav2Lip mouth, 1 uses the restored one."),
             ],
             outputs=[
@@ -69,14 +71,15 @@ class LipSyncAllInOne(io.ComfyNode):
     def execute(
         cls, frames: torch.Tensor, audio: dict, fps: float, wav2lip_model, length_mode: str, pad_bottom: int, smooth: bool,
         face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = 1,
-        cache_detections: bool = True, paste_mode: str = BOX, face_restorer: RestorerSpec | None = None, restore_strength: float = 0.8,
+        cache_detections: bool = True, paste_mode: str = BOX, face_restorer: RestorerSpec | None = None,
+        restore_strength: float = DEFAULT_RESTORE_STRENGTH,
     ) -> io.NodeOutput:  # fmt: skip
-        speech, matched_audio, _ = AudioToMelWindows.execute(audio=audio, fps=fps, length_mode=length_mode, frames=frames).args
-        track, _ = DetectFaces.execute(
-            frames=frames, pad_top=0, pad_bottom=pad_bottom, pad_left=0, pad_right=0, smooth=smooth, face_choice=face_choice,
-            face_index=0, batch_size=16, fixed_box=fixed_box, face_detector=face_detector, detect_every=detect_every,
+        speech, matched_audio = speech_windows(audio, fps, length_mode, int(frames.shape[0]))
+        track = face_track(
+            frames, Pads(bottom=pad_bottom), smooth=smooth, face_choice=face_choice, face_index=0, batch_size=16,
+            fixed_box=fixed_box, face_detector=face_detector, max_gap=DEFAULT_MAX_GAP, detect_every=detect_every,
             cache_dir=str(default_cache_dir()) if cache_detections else None,
-        ).args  # fmt: skip
+        )  # fmt: skip
         track = align_track(track, speech)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
             model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
@@ -86,20 +89,12 @@ class LipSyncAllInOne(io.ComfyNode):
         restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
         if restorer is not None and restorer.device.type == "cpu":
             log_cpu_restore_estimate(track.count - track.frames_without_face)
-        sources = image_array(frames)
-        result = torch.empty((track.count, *frames.shape[1:3], 3), dtype=torch.float32)
-        output = result.numpy()
+        result = output_image(frames, track.sources)
         progress = Progress(track.count)
         for block in chunks(track.count, batch_size):
-            for index in block:
-                output[index] = sources[track.sources[index]]
-            indices = [index for index in block if track.box(index) is not None]
-            if indices:
-                boxes = [track.box(index) for index in indices]
-                faces = generator(crop_faces([output[index] for index in indices], boxes, generator.img_size), speech.batch(indices))
-                paste_faces_blended([output[index] for index in indices], faces, boxes, paste)
-                if restorer is not None:
-                    restore_faces([output[index] for index in indices], boxes, restorer, restore_strength, paste)
+            lipsync_chunk(
+                [result[index] for index in block], [track.box(index) for index in block], speech.batch(block),
+                generator, paste, restorer, restore_strength,
+            )  # fmt: skip
             progress.advance(len(block))
-        output.clip(0.0, 1.0, out=output)
         return io.NodeOutput(result, matched_audio, track.frames_without_face, ui=face_status(track, "Lip Sync (All-in-One)"))

@@ -7,11 +7,13 @@ import logging
 import cv2
 import numpy as np
 import torch
+from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, frame_mask, mask_overlay, paste_face
+from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask
+from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.track import FaceTrack
-from .comfy_glue import Progress, chunks, image_array
+from .comfy_glue import Progress, chunks, image_tensor, output_image
 from .sockets import CATEGORY, FaceTrackSocket
 from .status import face_status
 
@@ -19,18 +21,29 @@ logger = logging.getLogger(__name__)
 
 
 PREVIEW_SIDE = 512  # the mask preview is for the eye: at most this long a side, not another full-size batch
+PREVIEW_OPACITY = 0.5  # of the red tint where the mask is 1
 
 
-def mask_previews(frames: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-    """Red-tinted views of where each mask replaces pixels, downscaled to PREVIEW_SIDE and filled in place."""
+def mask_previews(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Frames tinted red where each mask replaces pixels (``blend.mask_overlay``), downscaled to PREVIEW_SIDE.
+
+    Bilinear, not area, downscaling, and the tint computed in place: the preview is for the eye, and area
+    averaging a 720p float frame costs more than the whole paste.
+    """
     height, width = frames.shape[1:3]
     scale = min(1.0, PREVIEW_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     previews = torch.empty((len(frames), size[1], size[0], 3), dtype=torch.float32)
-    for index, (frame, mask) in enumerate(zip(frames, masks, strict=True)):
+    for index in range(len(frames)):
+        frame, mask, preview = frame_view(frames[index].cpu()), frame_view(masks[index].cpu()), frame_view(previews[index])
         if scale < 1.0:
-            frame, mask = cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
-        previews[index] = torch.from_numpy(mask_overlay(frame, mask))
+            preview[...] = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            mask = cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)
+        else:
+            preview[...] = frame
+        alpha = mask * np.float32(PREVIEW_OPACITY)
+        preview *= (1.0 - alpha)[..., None]
+        preview[..., 0] += alpha
     return previews
 
 
@@ -77,22 +90,22 @@ class PasteFaces(io.ComfyNode):
         if faces.shape[0] != output_track.count:
             raise ValueError(f"{faces.shape[0]} faces for {output_track.count} output frames; connect Crop Faces' output_track.")
         options = PasteOptions(mode, mask_size, feather, vertical_offset, colour_match)
-        sources, generated = image_array(frames), image_array(faces)
-        height, width = output_track.frame_height, output_track.frame_width
-        result = torch.empty((output_track.count, height, width, 3), dtype=torch.float32)
-        masks = torch.zeros((output_track.count, height, width), dtype=torch.float32)
-        output, mask_array = result.numpy(), masks.numpy()
+        generated = image_tensor(faces)
+        result = output_image(frames, output_track.sources)
+        masks = torch.zeros((output_track.count, output_track.frame_height, output_track.frame_width), dtype=torch.float32)
+        device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
         progress = Progress(output_track.count)
         for block in chunks(output_track.count, 64):
-            for index in block:
-                output[index] = sources[output_track.sources[index]]
-                box = output_track.box(index)
-                if box is not None:
-                    paste_face(output[index], generated[index], box, options)
-                    mask_array[index] = frame_mask(height, width, box, options)
+            indices = [index for index in block if output_track.box(index) is not None]
+            if indices:
+                boxes = [output_track.box(index) for index in indices]
+                pasted = [result[index] for index in indices]
+                paste_faces(pasted, generated[indices], boxes, options, device=device)
+                clamp_boxes(pasted, boxes)
+                for index, (x1, y1, x2, y2) in zip(indices, boxes, strict=True):
+                    frame_view(masks[index])[y1:y2, x1:x2] = box_mask((x1, y1, x2, y2), options)
             progress.advance(len(block))
-        np.clip(output, 0.0, 1.0, out=output)
-        preview = mask_previews(output, mask_array)
+        preview = mask_previews(result, masks)
         if output_track.frames_without_face:
             logger.info("%d of %d frames had no face and were passed through", output_track.frames_without_face, output_track.count)
         return io.NodeOutput(result, masks, preview, ui=face_status(output_track, "Paste Faces Back", log=False))

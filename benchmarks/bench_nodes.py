@@ -1,0 +1,193 @@
+"""Node-path benchmark: the separate ComfyUI nodes on N frames of a 720p ``IMAGE``, per node frames/s and peak RSS.
+
+The nodes run against ``tests/fake_comfy`` (the fake of the comfy imports the node tests use; its model
+management is CPU-only), so put it on the path:
+
+    PYTHONPATH=tests/fake_comfy python -m benchmarks.bench_nodes                 # 50 frames of 1280x720
+    PYTHONPATH=tests/fake_comfy python -m benchmarks.bench_nodes --frames 250 --modes box
+
+Chain: Audio to Mel Windows -> Detect Faces (fixed box) -> Crop Faces -> Wav2Lip Generate (random weights in
+the published layout) -> Paste Faces Back (one paste mode per process). Each paste mode runs in its own process,
+so its peak RSS is that chain's alone. The memory figure compared with the ``IMAGE`` batches is the peak above
+the RSS measured after imports and the model load, before the input batch exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from benchmarks.bench_pipeline import peak_rss_mib
+from lipsync.models import Wav2Lip, save_checkpoint
+
+logger = logging.getLogger("bench_nodes")
+
+ROOT = Path(__file__).resolve().parent.parent
+PASTE_MODES = ("box", "mouth mask", "mouth mask + colour")
+
+
+def current_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_pack():
+    """The repository as the ComfyUI package ``comfyui_lipsync`` (as ComfyUI and tests/conftest.py load it)."""
+    try:
+        importlib.import_module("comfy_api.latest")
+    except ImportError:
+        sys.exit("put the fake comfy imports on the path: PYTHONPATH=tests/fake_comfy python -m benchmarks.bench_nodes")
+    spec = importlib.util.spec_from_file_location("comfyui_lipsync", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["comfyui_lipsync"] = module
+    spec.loader.exec_module(module)
+    names = ("load_models", "audio_to_mel", "detect_faces", "crop_faces", "generate", "paste_faces")
+    return {name: importlib.import_module(f"comfyui_lipsync.nodes.{name}") for name in names}
+
+
+def image_batch(frames: int, width: int, height: int) -> tuple[torch.Tensor, str]:
+    """A textured background with a drifting face, as a float32 IMAGE; and the fixed box 'top,bottom,left,right'."""
+    from skimage import data
+
+    rng = np.random.default_rng(0)
+    background = cv2.resize(rng.random((height // 8, width // 8, 3), dtype=np.float32), (width, height))
+    size = height // 3
+    face = cv2.resize(data.astronaut()[40:200, 150:310], (size, size)).astype(np.float32) / 255.0
+    x0, y0 = width // 2 - size // 2, height // 3
+    batch = torch.empty((frames, height, width, 3), dtype=torch.float32)
+    for index in range(frames):
+        batch[index] = torch.from_numpy(background)
+        dx = int(10 * np.sin(index / 10))
+        batch[index, y0 : y0 + size, x0 + dx : x0 + dx + size] = torch.from_numpy(face)
+    return batch, f"{y0},{y0 + size + 10},{x0 - 10},{x0 + size + 10}"
+
+
+def speech(seconds: float, rate: int = 16000) -> dict:
+    t = np.arange(int(seconds * rate)) / rate
+    wave = (0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)).astype(np.float32)
+    return {"waveform": torch.from_numpy(wave)[None, None], "sample_rate": rate}
+
+
+def run_chain(nodes: dict, frames: torch.Tensor, box: str, patcher, mode: str, timings: dict | None = None) -> torch.Tensor:
+    """The node chain once; per node seconds go into ``timings``."""
+
+    def timed(name: str, call):
+        start = time.perf_counter()
+        result = call()
+        if timings is not None:
+            timings[name] = time.perf_counter() - start
+        return result
+
+    audio = speech((frames.shape[0] + 4) / 25.0)  # a little longer; trimmed to the frames
+    windows = timed("Audio to Mel Windows", lambda: nodes["audio_to_mel"].AudioToMelWindows.execute(
+        audio=audio, fps=25.0, length_mode="trim to shorter", frames=frames)[0])  # fmt: skip
+    track = timed("Detect Faces (fixed box)", lambda: nodes["detect_faces"].DetectFaces.execute(
+        frames=frames, pad_top=0, pad_bottom=10, pad_left=0, pad_right=0, smooth=True, face_choice="best score",
+        face_index=0, batch_size=16, fixed_box=box)[0])  # fmt: skip
+    crops, output_track = timed("Crop Faces", lambda: nodes["crop_faces"].CropFaces.execute(
+        frames=frames, face_track=track, size=96, mel_windows=windows).args)  # fmt: skip
+    faces = timed("Wav2Lip Generate", lambda: nodes["generate"].Wav2LipGenerate.execute(
+        wav2lip_model=patcher, face_crops=crops, mel_windows=windows, batch_size=64, output_track=output_track)[0])  # fmt: skip
+    paste_mode = "box" if mode == "box" else "mouth mask"
+    pasted = timed(f"Paste Faces Back ({mode})", lambda: nodes["paste_faces"].PasteFaces.execute(
+        frames=frames, faces=faces, output_track=output_track, mode=paste_mode, colour_match=mode.endswith("colour"))[0])  # fmt: skip
+    return pasted
+
+
+def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int) -> dict:
+    """One chain in this process: warm-up on small frames, then the timed run on the full batch."""
+    nodes = load_pack()
+    import folder_paths
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
+    try:
+        torch.manual_seed(0)
+        save_checkpoint(Wav2Lip().state_dict(), workdir / "wav2lip.pth")
+        target = Path(folder_paths.get_folder_paths("wav2lip")[0])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(workdir / "wav2lip.pth", target / "bench_wav2lip.pth")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name="bench_wav2lip.pth")[0]
+    small, small_box = image_batch(8, 256, 256)
+    run_chain(nodes, small, small_box, patcher, mode)  # imports, numba and first-call costs: not measured
+    del small
+    rss_before = current_rss_mib()
+    frames, box = image_batch(frames_count, width, height)
+    timings: dict[str, float] = {}
+    for _ in range(repeats):  # the fastest of a few runs: a shared machine's noise only ever adds time
+        pasted = None  # the previous run's output is freed before the next one is made
+        times: dict[str, float] = {}
+        pasted = run_chain(nodes, frames, box, patcher, mode, times)
+        timings = {name: min(seconds, timings.get(name, seconds)) for name, seconds in times.items()}
+    image_mib = frames.numel() * 4 / 2**20
+    output_mib = pasted.numel() * 4 / 2**20
+    peak = peak_rss_mib()
+    return {
+        "mode": mode,
+        "frames": frames_count,
+        "size": f"{width}x{height}",
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "fps": {name: frames_count / seconds for name, seconds in timings.items()},
+        "chain_fps": frames_count / sum(timings.values()),
+        "peak_rss_mib": peak,
+        "rss_before_frames_mib": rss_before,
+        "input_image_mib": image_mib,
+        "output_image_mib": output_mib,
+        "peak_over_images": (peak - rss_before) / (image_mib + output_mib),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--modes", default=",".join(PASTE_MODES), help=f"comma-separated, of {PASTE_MODES}")
+    parser.add_argument("--repeats", type=int, default=3, help="chain runs per mode; each node's fastest is reported")
+    parser.add_argument("--run", help=argparse.SUPPRESS)  # one mode, in this process
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.run:
+        sys.stdout.write(json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats)) + "\n")
+        return
+    for mode in args.modes.split(","):
+        command = [sys.executable, "-m", "benchmarks.bench_nodes", "--frames", str(args.frames), "--width", str(args.width),
+                   "--height", str(args.height), "--repeats", str(args.repeats), "--run", mode]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+        if done.returncode:
+            sys.exit(f"{mode}: failed\n{done.stderr}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        lines = [
+            f"== paste mode {mode}: {result['frames']} frames of {result['size']}, {result['threads']} torch threads, "
+            f"best of {result['repeats']}"
+        ]
+        lines += [f"  {name:32s} {fps:9.1f} frames/s" for name, fps in result["fps"].items()]
+        lines.append(f"  {'chain':32s} {result['chain_fps']:9.1f} frames/s")
+        lines.append(
+            f"  peak RSS {result['peak_rss_mib']:.0f} MiB ({result['rss_before_frames_mib']:.0f} before the frames); "
+            f"IMAGE in {result['input_image_mib']:.0f} + out {result['output_image_mib']:.0f} MiB; "
+            f"peak = {result['peak_rss_mib'] / (result['input_image_mib'] + result['output_image_mib']):.2f} x (in + out), "
+            f"above the start {result['peak_over_images']:.2f} x"
+        )
+        sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

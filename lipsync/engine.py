@@ -1,0 +1,174 @@
+"""The per-chunk lip-sync work shared by the command line and every node: crop, generate, paste, restore.
+
+Frames are per-frame torch tensors ``[H, W, 3]``: uint8 from video files (every step then follows the
+reference's OpenCV uint8 maths), float32 in 0..1 from a ComfyUI ``IMAGE``. Only the face boxes are read
+or written, so a caller holding a batch never copies or converts whole frames here.
+
+Where each step runs: on CPU frames the crop and the box paste use OpenCV on views of the box regions,
+the reference numerics bit for bit. Mouth-mask blends and colour matching run on ``device`` (the
+generator's, or ComfyUI's torch device): with a GPU the box region and the generated face go there, are
+blended, and the region comes back; on the CPU the numpy reference runs. Frames on a GPU use torch throughout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .blend import BOX, PasteOptions, box_mask, paste_face
+from .defaults import DEFAULT_RESTORE_STRENGTH
+from .faces.track import Box
+from .generate import Wav2LipGenerator
+from .restore import FaceRestorer, restore_faces
+
+StageCharge = Callable[[str, float], None]  # (stage, seconds): where a caller's timing report goes
+
+
+def frame_view(frame: torch.Tensor) -> np.ndarray:
+    """A numpy view (no copy) of a CPU frame tensor, for OpenCV."""
+    return frame.numpy()
+
+
+def _resize(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Bilinear ``[h, w, C]`` -> ``[height, width, C]`` float32 on the image's device: ``cv2.INTER_LINEAR``'s
+    formula (half-pixel centres, no antialias), so it agrees with OpenCV to float rounding."""
+    chw = image.permute(2, 0, 1)[None].float()
+    return F.interpolate(chw, size=(height, width), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+
+
+def crop_faces(frames: Sequence[torch.Tensor], boxes: Sequence[Box], size: int) -> torch.Tensor:
+    """Each box of each frame resized to ``size`` x ``size`` (bilinear, as the reference's ``cv2.resize``):
+    ``[n, size, size, 3]`` in the frames' dtype and on their device."""
+    if len(frames) != len(boxes):
+        raise ValueError(f"{len(frames)} frames but {len(boxes)} face boxes")
+    if not frames:
+        raise ValueError("no frames to crop")
+    crops = torch.empty((len(frames), size, size, 3), dtype=frames[0].dtype, device=frames[0].device)
+    for crop, frame, (x1, y1, x2, y2) in zip(crops, frames, boxes, strict=True):
+        if frame.device.type == "cpu":
+            region = np.ascontiguousarray(frame_view(frame[y1:y2, x1:x2, :3]))
+            crop.copy_(torch.from_numpy(cv2.resize(region, (size, size))))
+        else:
+            resized = _resize(frame[y1:y2, x1:x2, :3], size, size)
+            crop.copy_(resized.add(0.5).clamp(0, 255) if frame.dtype == torch.uint8 else resized)
+    return crops
+
+
+def _paste_on_device(frame: torch.Tensor, face: torch.Tensor, box: Box, options: PasteOptions) -> None:
+    """``blend.paste_face`` in torch on ``face``'s device; the box region of ``frame`` travels there and back."""
+    x1, y1, x2, y2 = box
+    target = frame[y1:y2, x1:x2]
+    region = target.to(face.device, non_blocking=True)
+    is_uint8 = frame.dtype == torch.uint8
+    if options.mode == BOX and not options.colour_match:
+        if is_uint8:  # the reference's truncation before its resize; the resize itself rounds
+            resized = _resize((face * 255.0).to(torch.uint8), x2 - x1, y2 - y1).add(0.5).clamp(0, 255)
+        else:
+            resized = _resize(face, x2 - x1, y2 - y1)
+        target.copy_(resized.to(frame.dtype))
+        return
+    content = _resize(face, x2 - x1, y2 - y1) * (255.0 if is_uint8 else 1.0)
+    weights = torch.from_numpy(np.array(box_mask(box, options))).to(face.device)[..., None]
+    base = region.float()
+    if options.colour_match:
+        content = match_colour(content, base, weights)
+    mixed = base + weights * (content - base)
+    target.copy_((mixed + 0.5).clamp(0, 255).to(torch.uint8) if is_uint8 else mixed.to(frame.dtype))
+
+
+def match_colour(face: torch.Tensor, reference: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``blend.match_colour`` in torch: each channel's weighted mean and spread moved to ``reference``'s."""
+    total = weights.sum()
+    if float(total) <= 1e-6:
+        return face
+    w = weights / total
+    face_mean, ref_mean = (face * w).sum(dim=(0, 1)), (reference * w).sum(dim=(0, 1))
+    face_std = ((face - face_mean) ** 2 * w).sum(dim=(0, 1)).sqrt()
+    ref_std = ((reference - ref_mean) ** 2 * w).sum(dim=(0, 1)).sqrt()
+    gain = (ref_std / face_std.clamp(min=1e-4)).clamp(0.5, 2.0)
+    return (face - face_mean) * gain + ref_mean
+
+
+def paste_faces(
+    frames: Sequence[torch.Tensor],
+    faces: torch.Tensor,
+    boxes: Sequence[Box],
+    options: PasteOptions,
+    device: torch.device | str | None = None,
+) -> None:
+    """Write each generated face (float RGB 0..1 ``[n, S, S, 3]``) into its box of its frame, in place.
+
+    CPU frames in box mode take the reference's OpenCV path whatever ``device``; mouth-mask blends and
+    colour matching run on ``device`` (default: the faces' device).
+    """
+    if not (len(frames) == len(faces) == len(boxes)):
+        raise ValueError(f"{len(frames)} frames, {len(faces)} faces and {len(boxes)} boxes")
+    device = torch.device(device) if device is not None else faces.device
+    for frame, face, box in zip(frames, faces, boxes, strict=True):
+        reference = frame.device.type == "cpu" and (device.type == "cpu" or (options.mode == BOX and not options.colour_match))
+        if reference:
+            paste_face(frame_view(frame), face.detach().cpu().numpy(), box, options)
+        else:
+            _paste_on_device(frame, face.to(device), box, options)
+
+
+def clamp_boxes(frames: Sequence[torch.Tensor], boxes: Sequence[Box]) -> None:
+    """Clip the boxes of float frames to 0..1 in place (a colour match or restoration may overshoot)."""
+    for frame, (x1, y1, x2, y2) in zip(frames, boxes, strict=True):
+        if not frame.is_floating_point():
+            continue
+        if frame.device.type == "cpu":  # numpy: torch's threaded kernel costs more than the work on a small region
+            region = frame_view(frame)[y1:y2, x1:x2]
+            np.clip(region, 0.0, 1.0, out=region)
+        else:
+            frame[y1:y2, x1:x2].clamp_(0.0, 1.0)
+
+
+def lipsync_chunk(
+    frames: Sequence[torch.Tensor],
+    boxes: Sequence[Box | None],
+    mels: np.ndarray,
+    generator: Wav2LipGenerator,
+    paste: PasteOptions,
+    restorer: FaceRestorer | None = None,
+    restore_strength: float = DEFAULT_RESTORE_STRENGTH,
+    codeformer_fidelity: float = 0.5,
+    charge: StageCharge | None = None,
+) -> int:
+    """Lip-sync one chunk in place: crop the frames that have a box, generate their mouths for ``mels``
+    (one window per frame of the chunk), paste them back, restore them. Returns the frames with a face.
+
+    Frames without a box are left untouched. Float frames end clipped to 0..1 inside the boxes.
+    ``charge`` receives the seconds of the ``generate`` (crop included), ``paste`` and ``restore`` stages.
+    """
+    if not (len(frames) == len(boxes) == len(mels)):
+        raise ValueError(f"{len(frames)} frames, {len(boxes)} boxes and {len(mels)} mel windows")
+    with_face = [index for index, box in enumerate(boxes) if box is not None]
+    if not with_face:
+        return 0
+    face_frames = [frames[index] for index in with_face]
+    face_boxes = [boxes[index] for index in with_face]
+    step = time.perf_counter()
+    crops = crop_faces(face_frames, face_boxes, generator.img_size)
+    generated = torch.from_numpy(generator(crops, mels[with_face]))
+    step = _charge(charge, "generate", step)
+    paste_faces(face_frames, generated, face_boxes, paste, device=generator.device)
+    step = _charge(charge, "paste", step)
+    if restorer is not None:
+        views = [frame_view(frame) for frame in face_frames]
+        restore_faces(views, face_boxes, restorer, restore_strength, paste, codeformer_fidelity)
+        step = _charge(charge, "restore", step)
+    clamp_boxes(face_frames, face_boxes)
+    return len(with_face)
+
+
+def _charge(charge: StageCharge | None, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    if charge is not None:
+        charge(stage, now - since)
+    return now
