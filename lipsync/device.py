@@ -49,6 +49,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def available_devices() -> list[str]:
     """The device names ``pick_device`` accepts on this machine."""
+    import torch
+
     names = ["auto", "cpu"]
     if torch.cuda.is_available():
         names += ["cuda", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
