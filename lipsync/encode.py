@@ -13,6 +13,7 @@ from types import TracebackType
 
 import numpy as np
 
+from .audio import AudioSamples, AudioSource
 from .errors import MediaError
 
 logger = logging.getLogger(__name__)
@@ -21,10 +22,13 @@ AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 1200
 AAC_FRAME = 1024
 
 
-def stream_audio(path: str | Path, rate: int, layout: str) -> Iterator[np.ndarray]:
-    """Decode ``path``'s first audio track as float32 planar ``[channels, n]`` chunks at ``rate``."""
+def stream_audio(path: AudioSource, rate: int, layout: str) -> Iterator[np.ndarray]:
+    """Decode ``path``'s first audio track (or take samples in memory) as float32 planar ``[channels, n]`` chunks at ``rate``."""
     import av
 
+    if isinstance(path, AudioSamples):
+        yield from path.resampled(rate, layout)
+        return
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise MediaError(f"'{path}' has no audio track to put in the output.")
@@ -36,21 +40,25 @@ def stream_audio(path: str | Path, rate: int, layout: str) -> Iterator[np.ndarra
             yield converted.to_ndarray()
 
 
-def audio_track_format(path: str | Path) -> tuple[int, str]:
+def audio_track_format(path: AudioSource) -> tuple[int, str]:
     """The AAC sample rate and layout to re-encode ``path``'s audio with (native where AAC allows)."""
     import av
 
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise MediaError(f"'{path}' has no audio track to put in the output.")
-        context = container.streams.audio[0].codec_context
-        rate = context.sample_rate if context.sample_rate in AAC_RATES else 48000
-        layout = "mono" if context.layout.nb_channels == 1 else "stereo"
+    if isinstance(path, AudioSamples):
+        native_rate, channels = path.sample_rate, path.channels if path.channels <= 2 else 1
+    else:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError(f"'{path}' has no audio track to put in the output.")
+            context = container.streams.audio[0].codec_context
+            native_rate, channels = context.sample_rate, context.layout.nb_channels
+    rate = native_rate if native_rate in AAC_RATES else 48000
+    layout = "mono" if channels == 1 else "stereo"
     return rate, layout
 
 
 class VideoWriter:
-    """Encode RGB uint8 frames to ``path`` (mp4/mkv/mov), optionally with an audio track from a file.
+    """Encode RGB uint8 frames to ``path`` (mp4/mkv/mov), optionally with an audio track (a file or samples in memory).
 
     Use as a context manager: on a clean exit the temporary file replaces ``path``; on any
     exception (KeyboardInterrupt included) it is deleted and ``path`` is left as it was.
@@ -62,7 +70,7 @@ class VideoWriter:
         fps: float,
         width: int,
         height: int,
-        audio_path: str | Path | None = None,
+        audio_path: AudioSource | None = None,
         crf: int = 18,
         preset: str = "veryfast",
     ) -> None:
@@ -71,7 +79,7 @@ class VideoWriter:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(100000)
         self.width, self.height = width, height
-        self.audio_path = Path(audio_path) if audio_path is not None else None
+        self.audio_path = Path(audio_path) if isinstance(audio_path, str | Path) else audio_path
         self.crf, self.preset = crf, preset
         self.frames_written = 0
         self._container = None

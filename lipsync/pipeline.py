@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import MelWindows, load_audio, melspectrogram
+from .audio import AudioSource, MelWindows, load_audio, melspectrogram
 from .blend import PasteOptions, paste_faces_blended
 from .encode import VideoWriter
 from .errors import NoFaceError
@@ -233,8 +233,8 @@ def _frame_sink(writer: VideoWriter, times: StageTimes, depth: int) -> Iterator[
 
 
 def lipsync_file(
-    face_path: str | Path,
-    audio_path: str | Path,
+    face_path: str | Path | FrameSource,
+    audio_path: AudioSource,
     output_path: str | Path,
     generator: Wav2LipGenerator,
     detector: FaceDetector | None,
@@ -244,18 +244,23 @@ def lipsync_file(
 ) -> RunReport:
     """Lip-sync ``face_path`` (video or image) to ``audio_path`` and write ``output_path`` (mp4, H.264 + AAC).
 
-    With a ``restorer`` each pasted face is restored at 512 and blended in inside the mouth mask.
+    With a ``restorer`` each pasted face is restored at 512 and blended in inside the mouth mask. ``face_path`` may
+    also be an opened FrameSource (frames in memory) and ``audio_path`` samples in memory (ComfyUI's IMAGE and AUDIO).
+    An exception from ``on_progress`` (Cancel) stops the run between chunks and leaves no output file.
     """
     started = time.perf_counter()
     times = StageTimes()
-    source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
+    if isinstance(face_path, FrameSource):
+        source = face_path
+    else:
+        source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
     mel_start = time.perf_counter()
     windows = MelWindows(melspectrogram(load_audio(audio_path)), source.fps)
     times.add("audio", time.perf_counter() - mel_start)
     total = len(windows)
     if options.length_mode == TRIM and not (source.is_image or options.static) and source.frame_count:
         total = min(total, source.frame_count)  # a shorter video ends the output (and its audio)
-    logger.info("%d output frames at %.3f fps from %s", total, source.fps, Path(face_path).name)
+    logger.info("%d output frames at %.3f fps from %s", total, source.fps, source.path.name)
 
     written = without_face = 0
     chunk_size = min(options.wav2lip_batch_size, generator.max_batch_size)
