@@ -46,8 +46,8 @@ def load_weights(folder: str, filename: str, purpose: str) -> ModelDescriptor:
     return load_state_dict_model(state, expected_purpose=purpose, source=os.path.basename(path))
 
 
-def read_weights(folder: str, filename: str) -> tuple[str, dict]:
-    """The path and state dict of ``filename`` in a model folder, read safely (no pickled code).
+def find_weights(folder: str, filename: str) -> str:
+    """The full path of ``filename`` in a model folder.
 
     A missing file (or the empty-folder placeholder) raises an error naming the file, the folder and
     the ``python -m lipsync weights download`` command that fetches it into that folder.
@@ -58,6 +58,32 @@ def read_weights(folder: str, filename: str) -> tuple[str, dict]:
     if path is None:
         folders = folder_paths.get_folder_paths(folder) or [os.path.join(folder_paths.models_dir, MODEL_FOLDERS.get(folder, folder))]
         raise WeightsNotFoundError(filename, " or ".join(folders), download_dir=folders[0])
+    return path
+
+
+def check_model_name(folder: str, filename: str | None) -> bool | str:
+    """A loader's ``validate_inputs``: True when ``filename`` is in the folder, else the error text.
+
+    ComfyUI calls it when a prompt is queued, so a missing or stale name (or the empty-folder
+    placeholder) is refused with the download command before any node of the graph runs. ``None``
+    means the name comes from a link, which is only known at run time.
+    """
+    if filename is None:
+        return True
+    try:
+        find_weights(folder, filename)
+    except WeightsNotFoundError as error:
+        return str(error)
+    return True
+
+
+def read_weights(folder: str, filename: str) -> tuple[str, dict]:
+    """The path and state dict of ``filename`` in a model folder, read safely (no pickled code).
+
+    A missing file (or the empty-folder placeholder) raises an error naming the file, the folder and
+    the ``python -m lipsync weights download`` command that fetches it into that folder.
+    """
+    path = find_weights(folder, filename)
     entry = find_entry(filename)
     if entry is not None and entry.size is not None and os.path.getsize(path) != entry.size:
         logger.warning(

@@ -8,7 +8,7 @@ from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.restore.model import describe, pick_dtype
-from .comfy_glue import model_files, patch, read_weights, register_model_folders
+from .comfy_glue import check_model_name, model_files, patch, read_weights, register_model_folders
 from .sockets import CATEGORY, FaceRestorerModel, RestorerSpec
 
 register_model_folders()
@@ -29,6 +29,11 @@ class LoadFaceRestorer(io.ComfyNode):
             ],
             outputs=[FaceRestorerModel.Output(display_name="face_restorer")],
         )  # fmt: skip
+
+    @classmethod
+    def validate_inputs(cls, model_name: str | None = None) -> bool | str:
+        """Refuse a missing or placeholder file when the prompt is queued, with the command that downloads it."""
+        return check_model_name("facerestore_models", model_name)
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:

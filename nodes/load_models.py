@@ -6,7 +6,7 @@ from comfy_api.latest import io
 from torch import nn
 
 from ..lipsync.models.fuse import fold_batchnorm
-from .comfy_glue import load_weights, model_files, patch, register_model_folders
+from .comfy_glue import check_model_name, load_weights, model_files, patch, register_model_folders
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, Wav2LipModel
 
 register_model_folders()
@@ -37,6 +37,11 @@ class LoadWav2Lip(io.ComfyNode):
         )  # fmt: skip
 
     @classmethod
+    def validate_inputs(cls, model_name: str | None = None) -> bool | str:
+        """Refuse a missing or placeholder file when the prompt is queued, with the command that downloads it."""
+        return check_model_name("wav2lip", model_name)
+
+    @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
         descriptor = load_weights("wav2lip", model_name, purpose="generator")
         return io.NodeOutput(patch(prepare_for_inference(descriptor.model)))
@@ -58,6 +63,11 @@ class LoadFaceDetector(io.ComfyNode):
             ],
             outputs=[FaceDetectorModel.Output(display_name="face_detector")],
         )  # fmt: skip
+
+    @classmethod
+    def validate_inputs(cls, detector: str | None = None) -> bool | str:
+        """Refuse a missing or placeholder file when the prompt is queued (OpenCV's cascade needs none)."""
+        return detector == OPENCV_DETECTOR or check_model_name("facedetection", detector)
 
     @classmethod
     def execute(cls, detector: str, detection_size: int) -> io.NodeOutput:

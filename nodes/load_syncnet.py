@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from .comfy_glue import load_weights, model_files, patch, register_model_folders
+from .comfy_glue import check_model_name, load_weights, model_files, patch, register_model_folders
 from .sockets import CATEGORY, SyncNetModel, SyncNetSpec
 
 register_model_folders()
@@ -25,6 +25,11 @@ class LoadSyncNet(io.ComfyNode):
             ],
             outputs=[SyncNetModel.Output(display_name="syncnet")],
         )  # fmt: skip
+
+    @classmethod
+    def validate_inputs(cls, model_name: str | None = None) -> bool | str:
+        """Refuse a missing or placeholder file when the prompt is queued, with the command that downloads it."""
+        return check_model_name("syncnet", model_name)
 
     @classmethod
     def execute(cls, model_name: str) -> io.NodeOutput:
