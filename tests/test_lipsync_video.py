@@ -214,3 +214,21 @@ def test_bad_crop_and_box_are_refused_before_running(node) -> None:
     assert node.validate_inputs(fixed_box="", crop="0,-1,0,-1") is True
     assert "crop" in node.validate_inputs(fixed_box="", crop="1,2,3")
     assert "fixed_box" in node.validate_inputs(fixed_box="a,b", crop="")
+
+
+def test_speech_in_memory_is_muxed_like_a_file_of_it(tmp_path) -> None:
+    """The engine's in-memory speech: 6 channels at 44.1 kHz become a mono AAC track as long as the video; empty is refused."""
+    from lipsync.audio import AudioSamples
+    from lipsync.encode import VideoWriter
+    from lipsync.errors import MediaError
+
+    samples = np.repeat(speechlike(1.0, 44100)[None], 6, axis=0)
+    with VideoWriter(tmp_path / "out.mp4", 25, 64, 48, audio_path=AudioSamples(samples, 44100)) as writer:
+        for index in range(25):
+            writer.write(np.full((48, 64, 3), index * 8, np.uint8))
+    audio, rate = read_audio(tmp_path / "out.mp4")
+    assert rate == 44100 and audio.shape[0] == 1 and abs(audio.shape[1] - 44100) <= 1024
+    lag = 2048  # AAC's encoder delay is trimmed on decoding; compare the body of the signal
+    np.testing.assert_allclose(np.std(audio[0, lag:-lag]), np.std(samples[0, lag:-lag]), rtol=0.1)
+    with pytest.raises(MediaError, match="non-empty"):
+        AudioSamples(np.zeros((1, 0), np.float32), 16000)
