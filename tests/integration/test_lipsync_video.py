@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 from helpers import EXAMPLE_FACE_BOX
 from integration.media import FRAMES, Media, read_video
-from integration.server import ComfyServer
+from integration.server import ComfyServer, status_messages
 from integration.workflow_api import to_api
 
 from lipsync.cli import main
@@ -21,14 +22,20 @@ def node_of(prompt: dict, class_type: str) -> tuple[str, dict]:
     return node_id, node
 
 
+def streaming_prompt(comfy: ComfyServer, video: str, speech: str, **changes) -> dict:
+    """The shipped workflow on ``video`` and ``speech``, with a fixed box (the random-weight detector finds no real face)."""
+    prompt = to_api(json.loads(WORKFLOW.read_text()), comfy.object_info)
+    node_of(prompt, "LoadVideo")[1]["inputs"]["file"] = video
+    node_of(prompt, "LoadAudio")[1]["inputs"]["audio"] = speech
+    node_of(prompt, "LipSyncVideo")[1]["inputs"].update(fixed_box=",".join(map(str, EXAMPLE_FACE_BOX)), **changes)
+    return prompt
+
+
 def test_the_streaming_workflow_saves_the_lip_synced_clip_with_its_speech(
     comfy: ComfyServer, media: Media, wav2lip_checkpoint: Path, tmp_path: Path
 ) -> None:
-    prompt = to_api(json.loads(WORKFLOW.read_text()), comfy.object_info)
-    node_of(prompt, "LoadVideo")[1]["inputs"]["file"] = media.video.name
-    node_of(prompt, "LoadAudio")[1]["inputs"]["audio"] = media.speech.name
-    lipsync_id, lipsync = node_of(prompt, "LipSyncVideo")
-    lipsync["inputs"]["fixed_box"] = ",".join(map(str, EXAMPLE_FACE_BOX))  # the random-weight detector finds no real face
+    prompt = streaming_prompt(comfy, media.video.name, media.speech.name)
+    lipsync_id, _ = node_of(prompt, "LipSyncVideo")
     entry = comfy.run(prompt, timeout=600)
 
     [saved] = comfy.output_files(entry)
@@ -52,3 +59,19 @@ def test_the_streaming_workflow_saves_the_lip_synced_clip_with_its_speech(
     assert entry["outputs"][lipsync_id]["text"] == [f"{len(result.frames)} frames at {source.fps:g} fps; a face in every frame"]
     # The node's own file stays in temp/ for other consumers; no partial file is left anywhere.
     assert not [path for path in comfy.base.rglob("*.partial*")]
+
+
+def test_cancel_between_chunks_leaves_no_file_in_temp(comfy: ComfyServer, media: Media, example_speech: Path) -> None:
+    temp = comfy.base / "temp"
+    before = set(temp.iterdir()) if temp.is_dir() else set()
+    # The full 5.3 s speech loops the short clip to ~130 frames, in chunks of 8: Cancel comes while the file is written.
+    prompt = streaming_prompt(comfy, media.video.name, comfy.upload(example_speech, "speech_long.wav"), batch_size=8)
+    prompt_id = comfy.submit(prompt)
+    deadline = time.monotonic() + 300
+    while not list(temp.glob(".lipsync_*.partial.mp4")):
+        assert time.monotonic() < deadline, "the node never started writing its output"
+        time.sleep(0.05)
+    comfy.interrupt()
+    entry = comfy.wait(prompt_id, timeout=300)
+    assert entry["status"]["status_str"] == "error" and status_messages(entry, "execution_interrupted")
+    assert set(temp.iterdir()) == before  # neither the partial file nor a finished one
