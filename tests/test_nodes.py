@@ -101,6 +101,21 @@ def test_loader_errors_name_the_fix(nodes, installed_weights) -> None:
         nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["s3fd"])
 
 
+def test_loaders_check_the_model_name_when_queued(nodes, installed_weights) -> None:
+    """validate_inputs (ComfyUI calls it at queue time): True for a present file, else the error with the download command."""
+    from comfyui_lipsync.lipsync.weights.registry import empty_folder_placeholder
+
+    load, syncnet = nodes["load_models"], importlib.import_module("comfyui_lipsync.nodes.load_syncnet")
+    assert load.LoadWav2Lip.validate_inputs(model_name=installed_weights["wav2lip"]) is True
+    assert load.LoadFaceDetector.validate_inputs(detector=load.OPENCV_DETECTOR) is True
+    assert load.LoadWav2Lip.validate_inputs(model_name=None) is True  # a linked name is only known at run time
+    missing = load.LoadFaceDetector.validate_inputs(detector="s3fd_old.pth")
+    assert "'s3fd_old.pth' not found" in missing and "python -m lipsync weights download" in missing
+    placeholder = syncnet.LoadSyncNet.validate_inputs(model_name=empty_folder_placeholder("syncnet"))
+    target = folder_paths.get_folder_paths("syncnet")[0]
+    assert f"python -m lipsync weights download syncnet_v2.model --dir {target}" in placeholder
+
+
 def audio_input(seconds: float, rate: int = 44100) -> dict:
     mono = torch.from_numpy(speechlike(seconds, rate))
     return {"waveform": torch.stack([mono, mono * 0.5])[None], "sample_rate": rate}

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from integration.media import Media, prepare_media
 from integration.server import ComfyServer
 
@@ -52,21 +53,37 @@ def _vhs_dir() -> Path | None:
 
 
 @pytest.fixture(scope="session")
+def syncnet_v2_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight syncnet_v2 as published: a bare state dict in torch's legacy format, no batch counters."""
+    import torch
+    from helpers import randomise_batchnorm
+
+    from lipsync.models import SyncNetV2
+
+    torch.manual_seed(3)
+    state = randomise_batchnorm(SyncNetV2(), seed=3).state_dict()
+    state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}
+    path = tmp_path_factory.mktemp("weights") / "syncnet_v2.model"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    return path
+
+
+@pytest.fixture(scope="session")
 def models(
-    wav2lip_checkpoint: Path, s3fd_checkpoint: Path, syncnet_checkpoint: Path, gfpgan_checkpoint: Path
+    wav2lip_checkpoint: Path, s3fd_checkpoint: Path, syncnet_checkpoint: Path, syncnet_v2_model: Path, gfpgan_checkpoint: Path
 ) -> dict[str, list[tuple[Path, str]]]:
     """Random-weight files in the published layouts, by model folder, under the names the workflows use."""
     return {
         "wav2lip": [(wav2lip_checkpoint, "wav2lip_gan.pth"), (wav2lip_checkpoint, "wav2lip.pth")],
         "facedetection": [(s3fd_checkpoint, "s3fd.pth")],
-        "syncnet": [(syncnet_checkpoint, "lipsync_expert.pth")],
+        "syncnet": [(syncnet_checkpoint, "lipsync_expert.pth"), (syncnet_v2_model, "syncnet_v2.model")],
         "facerestore_models": [(gfpgan_checkpoint, "GFPGANv1.4.pth")],
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def comfy(comfyui_dir: Path, models: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """The real ComfyUI server with this pack (and VideoHelperSuite) installed; stopped by its PID at the end."""
+    """The real ComfyUI server with this pack (and VideoHelperSuite) installed; stopped by its PID after these tests."""
     base = tmp_path_factory.mktemp("comfyui-base")
     server = ComfyServer(comfyui_dir, base, python=os.environ.get("LIPSYNC_COMFYUI_PYTHON"), vhs_dir=_vhs_dir())
     server.prepare()
@@ -83,7 +100,7 @@ def comfy(comfyui_dir: Path, models: dict, tmp_path_factory: pytest.TempPathFact
     server.assert_clean_log()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vhs(comfy: ComfyServer) -> ComfyServer:
     """The server, when VideoHelperSuite is loaded in it."""
     if comfy.vhs_dir is None:
@@ -96,7 +113,7 @@ def vhs(comfy: ComfyServer) -> ComfyServer:
     return comfy
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def media(comfy: ComfyServer, example_video: Path, example_speech: Path, tmp_path_factory: pytest.TempPathFactory) -> Media:
     """Short cuts of the real clip and speech, and a still of its first frame, uploaded into the server's input/."""
     return prepare_media(comfy, example_video, example_speech, tmp_path_factory.mktemp("media"))

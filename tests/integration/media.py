@@ -1,8 +1,12 @@
 """Test media for the real server: short cuts of the real clip and speech, a still image, and readers for the results.
 
-Short inputs keep the suite fast on a 2-core CPU: the clip and the speech are cut to the same length,
-so every length mode gives the same frame count (``FRAMES``); graphs that restore faces (about 5 s
-per face on such a CPU) get a shorter pair (``SHORT_FRAMES``).
+Short inputs keep the suite fast on a 2-core CPU. The speech is cut so that Wav2Lip's window rule
+(the reference ``inference.py``: a 16-column mel window every 80/fps columns while it fits, then one
+clamped to the end; 80 columns a second, a 200-sample hop at 16 kHz) gives exactly as many windows as
+the clip has frames, so every length mode gives ``FRAMES`` frames: 0.92 s of speech is 1 + 14720 // 200
+= 74 columns, windows at int(i * 3.2) for i = 0..18 fit (57 + 16 <= 74), the 20th is the clamped one.
+Graphs that restore faces (5-12 s per face on such a CPU) get a shorter pair: 0.24 s is 20 columns,
+windows i = 0..1 fit (3 + 16 <= 20), plus the clamped one: ``SHORT_FRAMES`` = 3.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import numpy as np
 
 FPS = 25
 FRAMES = 20
-SHORT_FRAMES = 6
+SHORT_FRAMES = 3
+SPEECH_SECONDS = 0.92  # FRAMES windows (see above)
+SHORT_SPEECH_SECONDS = 0.24  # SHORT_FRAMES windows
 # Speech for the second run of the caching test starts here (seconds into speech.wav).
 OTHER_SPEECH_START = 2.0
 
@@ -32,11 +38,12 @@ class Clip:
 @dataclass(frozen=True)
 class Media:
     video: Clip  # FRAMES frames of the real clip, with its speech track (H.264 CRF 1 + AAC)
-    speech: Clip  # FRAMES / FPS seconds of speech.wav
+    speech: Clip  # SPEECH_SECONDS of speech.wav: FRAMES windows
     other_speech: Clip  # as long, from later in speech.wav
     short_video: Clip  # SHORT_FRAMES frames
-    short_speech: Clip  # SHORT_FRAMES / FPS seconds
-    still: Clip  # the clip's first frame as PNG
+    short_speech: Clip  # SHORT_SPEECH_SECONDS: SHORT_FRAMES windows
+    short_other_speech: Clip  # as long, from later in speech.wav
+    still: Clip  # a frontal portrait photo (PNG)
 
 
 def ffmpeg() -> str:
@@ -59,9 +66,11 @@ def _ffmpeg(*arguments: str) -> None:
 
 
 def cut_video(source: Path, target: Path, frames: int) -> Path:
-    seconds = f"{frames / FPS:.3f}"
-    _ffmpeg("-i", str(source), "-frames:v", str(frames), "-t", seconds, "-c:v", "libx264", "-crf", "1", "-preset", "ultrafast",
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100", str(target))  # fmt: skip
+    """The first ``frames`` frames at FPS with their audio (the clip's timestamps have a gap, so frames are counted, not seconds)."""
+    video_filter = f"trim=end_frame={frames},setpts=N/({FPS}*TB)"
+    audio_filter = f"atrim=end={frames / FPS:.3f},asetpts=N/SR/TB"
+    _ffmpeg("-i", str(source), "-vf", video_filter, "-af", audio_filter, "-r", str(FPS), "-c:v", "libx264", "-crf", "1",
+            "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(target))  # fmt: skip
     return target
 
 
@@ -70,8 +79,12 @@ def cut_audio(source: Path, target: Path, start: float, seconds: float) -> Path:
     return target
 
 
-def still_image(source: Path, target: Path) -> Path:
-    _ffmpeg("-i", str(source), "-frames:v", "1", str(target))
+def still_image(target: Path) -> Path:
+    """A real frontal portrait (scikit-image's astronaut, 512x512) as PNG."""
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.astronaut()).save(target)
     return target
 
 
@@ -83,11 +96,12 @@ def prepare_media(server, video: Path, speech: Path, folder: Path) -> Media:
 
     return Media(
         video=upload(cut_video(video, folder / "talking_head.mp4", FRAMES)),
-        speech=upload(cut_audio(speech, folder / "speech.wav", 0.0, FRAMES / FPS)),
-        other_speech=upload(cut_audio(speech, folder / "other_speech.wav", OTHER_SPEECH_START, FRAMES / FPS)),
+        speech=upload(cut_audio(speech, folder / "speech.wav", 0.0, SPEECH_SECONDS)),
+        other_speech=upload(cut_audio(speech, folder / "other_speech.wav", OTHER_SPEECH_START, SPEECH_SECONDS)),
         short_video=upload(cut_video(video, folder / "talking_head_short.mp4", SHORT_FRAMES)),
-        short_speech=upload(cut_audio(speech, folder / "speech_short.wav", 0.0, SHORT_FRAMES / FPS)),
-        still=upload(still_image(video, folder / "portrait.png")),
+        short_speech=upload(cut_audio(speech, folder / "speech_short.wav", 0.0, SHORT_SPEECH_SECONDS)),
+        short_other_speech=upload(cut_audio(speech, folder / "other_speech_short.wav", OTHER_SPEECH_START, SHORT_SPEECH_SECONDS)),
+        still=upload(still_image(folder / "portrait.png")),
     )
 
 

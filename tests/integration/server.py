@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +35,59 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class EventLog:
+    """The server's websocket messages to this client (``executing``, ``progress``, ``execution_cached``...), in order.
+
+    Read in a daemon thread through aiohttp (a ComfyUI requirement); it ends when the server closes the socket.
+    """
+
+    def __init__(self, url: str, client_id: str) -> None:
+        self.url = url.replace("http://", "ws://") + f"/ws?clientId={client_id}"
+        self.events: list[dict] = []
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="comfy-events", daemon=True)
+        self._thread.start()
+        if not self.connected.wait(30):
+            raise AssertionError(f"could not open the websocket {self.url}")
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        import aiohttp
+
+        try:
+            async with aiohttp.ClientSession() as session, session.ws_connect(self.url, heartbeat=30) as socket_:
+                self.connected.set()
+                async for message in socket_:
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        with self._lock:
+                            self.events.append(json.loads(message.data))
+        except aiohttp.ClientError as error:
+            logger.warning("websocket closed: %s", error)
+
+    def snapshot(self) -> list[dict]:
+        with self._lock:
+            return list(self.events)
+
+    def wait_for(self, predicate, timeout: float = 120) -> dict:
+        """The first event (from the start of the log) for which ``predicate(event)`` is true; waits for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.snapshot():
+                if predicate(event):
+                    return event
+            time.sleep(0.1)
+        raise AssertionError(f"no such event within {timeout:.0f} s; last events: {self.snapshot()[-10:]}")
+
+    def for_prompt(self, prompt_id: str) -> list[dict]:
+        """The events of one prompt."""
+        return [event for event in self.snapshot() if event.get("data", {}).get("prompt_id") == prompt_id]
+
+
 class ComfyServer:
     """One ComfyUI process; ``stop()`` ends exactly that process (by its PID), whatever state it is in."""
 
@@ -48,6 +102,7 @@ class ComfyServer:
         self.log_path = self.base.parent / f"{self.base.name}-server.log"
         self.process: subprocess.Popen | None = None
         self.object_info: dict = {}
+        self.events: EventLog | None = None
 
     # -- life cycle -------------------------------------------------------------------------------------------------
 
@@ -87,6 +142,7 @@ class ComfyServer:
             if time.monotonic() > deadline:
                 raise AssertionError(f"ComfyUI did not answer /object_info within {START_TIMEOUT_S:.0f} s:\n{self.log()[-6000:]}")
             time.sleep(0.5)
+        self.events = EventLog(self.url, self.client_id)
         self.assert_clean_log()
         missing = [name for name in ("LipSyncLoadWav2Lip", "LipSyncDetectFaces", "LipSyncAllInOne") if name not in self.object_info]
         if missing:

@@ -19,11 +19,13 @@ def test_pack_imports_and_lists_its_nodes(comfy: ComfyServer) -> None:
 
 
 def test_model_dropdowns_list_the_files_in_the_model_folders(comfy: ComfyServer) -> None:
+    info = comfy.refresh_object_info()
+
     def options(node: str, name: str) -> list:
-        spec = comfy.object_info[node]["input"]["required"][name]
+        spec = info[node]["input"]["required"][name]
         return spec[1]["options"] if spec[0] == "COMBO" else spec[0]
 
     assert options("LipSyncLoadWav2Lip", "model_name") == ["wav2lip.pth", "wav2lip_gan.pth"]
     assert options("LipSyncLoadFaceDetector", "detector")[0] == "s3fd.pth"
-    assert options("LipSyncLoadSyncNet", "model_name") == ["lipsync_expert.pth"]
+    assert options("LipSyncLoadSyncNet", "model_name") == ["lipsync_expert.pth", "syncnet_v2.model"]
     assert options("LipSyncLoadFaceRestorer", "model_name") == ["GFPGANv1.4.pth"]

@@ -142,3 +142,20 @@ def to_api(workflow: dict, object_info: dict) -> dict:
                 inputs[slot["name"]] = source
         prompt[str(node_id)] = {"class_type": node["type"], "inputs": inputs, "_meta": {"title": node.get("title", node["type"])}}
     return prompt
+
+
+def default_inputs(object_info: dict, class_type: str, **inputs: Any) -> dict:
+    """An API node of ``class_type`` with every widget at its default (or first option), then ``inputs`` over them."""
+    info = object_info[class_type]
+    values: dict[str, Any] = {}
+    for section in ("required", "optional"):
+        for name, spec in info.get("input", {}).get(section, {}).items():
+            kind = widget_type(spec)
+            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if kind == "COMBO":
+                choices = spec[0] if isinstance(spec[0], list) else options.get("options", [])
+                values[name] = options.get("default", choices[0] if choices else None)
+            elif kind is not None and "default" in options:
+                values[name] = options["default"]
+    values.update(inputs)
+    return {"class_type": class_type, "inputs": values}
