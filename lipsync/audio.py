@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -157,9 +159,54 @@ def resample_to_model_rate(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.asarray(resampled, dtype=wav.dtype)
 
 
-def load_audio(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to the 16 kHz mono float32 signal the models expect."""
-    samples, sample_rate = decode_audio(path, mono=True)
+@dataclass(frozen=True, eq=False)
+class AudioSamples:
+    """Speech already in memory (ComfyUI's AUDIO), usable wherever a speech file is: float32 ``[channels, samples]``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 2 or self.samples.shape[1] == 0:
+            raise MediaError(f"Audio must be a non-empty [channels, samples] array, got shape {self.samples.shape}.")
+        if self.sample_rate <= 0:
+            raise MediaError(f"Audio sample rate must be positive, got {self.sample_rate}.")
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    def resampled(self, rate: int, layout: str, block: int = 1 << 16) -> Iterator[np.ndarray]:
+        """float32 planar ``[channels, n]`` chunks at ``rate`` and ``layout`` (``mono``/``stereo``), as a decoder would give.
+
+        More than two channels are mixed down to mono first (speech).
+        """
+        import av
+
+        samples = self.samples if self.channels <= 2 else self.samples.mean(axis=0, keepdims=True)
+        source_layout = "mono" if samples.shape[0] == 1 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        for start in range(0, samples.shape[1], block):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, start : start + block], dtype=np.float32), format="fltp", layout=source_layout
+            )
+            frame.sample_rate = self.sample_rate
+            frame.pts = start
+            frame.time_base = Fraction(1, self.sample_rate)
+            for converted in resampler.resample(frame):
+                yield converted.to_ndarray()
+        for converted in resampler.resample(None):
+            yield converted.to_ndarray()
+
+
+AudioSource = str | Path | AudioSamples  # a file PyAV can read, or samples in memory
+
+
+def load_audio(source: AudioSource) -> np.ndarray:
+    """Decode a file (or take samples in memory) as the 16 kHz mono float32 signal the models expect."""
+    if isinstance(source, AudioSamples):
+        return to_model_rate(source.samples, source.sample_rate)
+    samples, sample_rate = decode_audio(source, mono=True)
     return to_model_rate(samples, sample_rate)
 
 

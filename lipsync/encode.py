@@ -15,6 +15,7 @@ from types import TracebackType
 
 import numpy as np
 
+from .audio import AudioSamples, AudioSource
 from .errors import MediaError, OutputError
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,13 @@ def choose_encoder(encoder: str, width: int, height: int) -> str:
     return LIBX264
 
 
-def stream_audio(path: str | Path, rate: int, layout: str) -> Iterator[np.ndarray]:
-    """Decode ``path``'s first audio track as float32 planar ``[channels, n]`` chunks at ``rate``."""
+def stream_audio(path: AudioSource, rate: int, layout: str) -> Iterator[np.ndarray]:
+    """Decode ``path``'s first audio track (or take samples in memory) as float32 planar ``[channels, n]`` chunks at ``rate``."""
     import av
 
+    if isinstance(path, AudioSamples):
+        yield from (_finite(chunk) for chunk in path.resampled(rate, layout))
+        return
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise MediaError(f"'{path}' has no audio track to put in the output.")
@@ -83,21 +87,25 @@ def _finite(samples: np.ndarray) -> np.ndarray:
     return samples if np.isfinite(samples).all() else np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def audio_track_format(path: str | Path) -> tuple[int, str]:
+def audio_track_format(path: AudioSource) -> tuple[int, str]:
     """The AAC sample rate and layout to re-encode ``path``'s audio with (native where AAC allows)."""
     import av
 
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            raise MediaError(f"'{path}' has no audio track to put in the output.")
-        context = container.streams.audio[0].codec_context
-        rate = context.sample_rate if context.sample_rate in AAC_RATES else 48000
-        layout = "mono" if context.layout.nb_channels == 1 else "stereo"
+    if isinstance(path, AudioSamples):
+        native_rate, channels = path.sample_rate, path.channels if path.channels <= 2 else 1
+    else:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError(f"'{path}' has no audio track to put in the output.")
+            context = container.streams.audio[0].codec_context
+            native_rate, channels = context.sample_rate, context.layout.nb_channels
+    rate = native_rate if native_rate in AAC_RATES else 48000
+    layout = "mono" if channels == 1 else "stereo"
     return rate, layout
 
 
 class VideoWriter:
-    """Encode RGB uint8 frames to ``path`` (mp4/mkv/mov), optionally with an audio track from a file.
+    """Encode RGB uint8 frames to ``path`` (mp4/mkv/mov), optionally with an audio track (a file or samples in memory).
 
     Use as a context manager: on a clean exit the temporary file replaces ``path``; on any
     exception (KeyboardInterrupt included) it is deleted and ``path`` is left as it was.
@@ -109,7 +117,7 @@ class VideoWriter:
         fps: float,
         width: int,
         height: int,
-        audio_path: str | Path | None = None,
+        audio_path: AudioSource | None = None,
         crf: int = 18,
         preset: str = "veryfast",
         encoder: str = LIBX264,
@@ -119,7 +127,7 @@ class VideoWriter:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(100000)
         self.width, self.height = width, height
-        self.audio_path = Path(audio_path) if audio_path is not None else None
+        self.audio_path = Path(audio_path) if isinstance(audio_path, str | Path) else audio_path
         self.crf, self.preset = crf, preset
         self.encoder = encoder  # LIBX264, NVENC or AUTO; the codec actually used is ``self.codec`` once open
         self.codec = LIBX264

@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from .audio import MelWindows, load_audio, melspectrogram, window_count
+from .audio import AudioSource, MelWindows, load_audio, melspectrogram, window_count
 from .blend import PasteOptions
 from .defaults import DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
 from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
@@ -253,8 +253,8 @@ def _in_background(function: Callable[..., T], *args: object) -> Iterator[Future
 
 
 def lipsync_file(
-    face_path: str | Path,
-    audio_path: str | Path,
+    face_path: str | Path | FrameSource,
+    audio_path: AudioSource,
     output_path: str | Path,
     generator: Wav2LipGenerator,
     detector: FaceDetector | None,
@@ -264,18 +264,23 @@ def lipsync_file(
 ) -> RunReport:
     """Lip-sync ``face_path`` (video or image) to ``audio_path`` and write ``output_path`` (mp4, H.264 + AAC).
 
-    With a ``restorer`` each pasted face is restored at 512 and blended in inside the mouth mask.
+    With a ``restorer`` each pasted face is restored at 512 and blended in inside the mouth mask. ``face_path`` may
+    also be an opened FrameSource (frames in memory) and ``audio_path`` samples in memory (ComfyUI's IMAGE and AUDIO).
+    An exception from ``on_progress`` (Cancel) stops the run between chunks and leaves no output file.
     """
     started = time.perf_counter()
     times = StageTimes()
-    source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
+    if isinstance(face_path, FrameSource):
+        source = face_path
+    else:
+        source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
     audio_start = time.perf_counter()
     wav = load_audio(audio_path)
     total = window_count(wav.size, source.fps)  # the mel itself is computed on a thread while frames are decoded
     times.add("audio", time.perf_counter() - audio_start)
     if options.length_mode == TRIM and not (source.is_image or options.static) and source.frame_count:
         total = min(total, source.frame_count)  # a shorter video ends the output (and its audio)
-    logger.info("%d output frames at %.3f fps from %s", total, source.fps, Path(face_path).name)
+    logger.info("%d output frames at %.3f fps from %s", total, source.fps, source.path.name)
 
     written = without_face = 0
     chunk_size = min(options.wav2lip_batch_size, generator.max_batch_size)

@@ -10,6 +10,7 @@ from .crop_faces import CropFaces
 from .detect_faces import DetectFaces
 from .generate import Wav2LipGenerate
 from .lipsync_all_in_one import LipSyncAllInOne
+from .lipsync_video import LipSyncVideo
 from .load_face_restorer import LoadFaceRestorer
 from .load_models import LoadFaceDetector, LoadWav2Lip
 from .load_syncnet import LoadSyncNet
@@ -26,6 +27,7 @@ NODES: list[type[io.ComfyNode]] = [
     Wav2LipGenerate,
     PasteFaces,
     LipSyncAllInOne,
+    LipSyncVideo,
     LoadSyncNet,
     SyncScoreNode,
     AutoOffset,

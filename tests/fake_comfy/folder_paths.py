@@ -7,6 +7,7 @@ import tempfile
 
 supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 models_dir = os.environ.get("FAKE_COMFY_MODELS", tempfile.mkdtemp(prefix="fake-comfy-models-"))
+temp_directory = os.environ.get("FAKE_COMFY_TEMP", tempfile.mkdtemp(prefix="fake-comfy-temp-"))
 folder_names_and_paths: dict[str, tuple[list[str], set[str]]] = {
     "upscale_models": ([os.path.join(models_dir, "upscale_models")], supported_pt_extensions),
 }
@@ -54,3 +55,7 @@ def get_full_path_or_raise(folder_name: str, filename: str) -> str:
     if full is None:
         raise FileNotFoundError(f"Model in folder '{folder_name}' with filename '{filename}' not found.")
     return full
+
+
+def get_temp_directory() -> str:
+    return temp_directory

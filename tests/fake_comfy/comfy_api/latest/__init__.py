@@ -5,8 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from . import _io as io
+from . import _ui as ui
+from ._video import VideoComponents, VideoFromComponents, VideoFromFile
 
-__all__ = ["ComfyExtension", "io"]
+__all__ = ["ComfyExtension", "InputImpl", "Types", "io", "ui"]
 
 
 class ComfyExtension(ABC):
@@ -16,3 +18,12 @@ class ComfyExtension(ABC):
     @abstractmethod
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         """The node classes of the extension."""
+
+
+class InputImpl:
+    VideoFromFile = VideoFromFile
+    VideoFromComponents = VideoFromComponents
+
+
+class Types:
+    VideoComponents = VideoComponents

@@ -115,6 +115,7 @@ class Combo:
 Image = _socket("IMAGE")
 Mask = _socket("MASK")
 Audio = _socket("AUDIO")
+Video = _socket("VIDEO")
 
 
 def Custom(io_type: str) -> type:
