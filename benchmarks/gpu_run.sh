@@ -7,7 +7,7 @@
 #   OUT=/tmp/gpuout bash benchmarks/gpu_run.sh                       # the full run (about 6 minutes on an H100/H200)
 #   OUT=/tmp/gpuout GPU_RUN_SMALL=1 bash benchmarks/gpu_run.sh       # tiny sizes: checks the script end to end on a CPU
 #
-# Environment: OUT (required), GPU_RUN_SMALL=1 (tiny sizes), GPU_RUN_WHEELS (default .whl), GPU_RUN_SITE (default
+# Environment: OUT (required), GPU_RUN_STEPS (the steps to run, e.g. "pipeline startup"; default all), GPU_RUN_SMALL=1 (tiny sizes), GPU_RUN_WHEELS (default .whl), GPU_RUN_SITE (default
 # /tmp/site), WAV2LIP_REF (a copy of Rudrabha/Wav2Lip's inference.py, audio.py, hparams.py, models/, face_detection/;
 # default .cache/Wav2Lip; the reference comparison is skipped without it), PYTHON (default python3).
 set -u
@@ -28,6 +28,7 @@ if [ "$SMALL" = 1 ]; then
   SYNC="--frames 50 --batch-size 16"
   START="--seconds 1 --size 320x240 --repeats 1"
   VSREF="--seconds 1 --size 320x240 --pairs 1"
+  BATCH="--clips 2 --seconds 1 --size 320x240"
   LIMIT=600
 else
   ENC="--frames 250 --size 1280x720 --repeats 2"
@@ -36,6 +37,7 @@ else
   SYNC="--frames 1500 --batch-size 64"
   START="--seconds 10 --size 1280x720 --repeats 2"
   VSREF="--seconds 10 --size 1280x720 --pairs 2"
+  BATCH="--clips 8 --seconds 10 --size 1280x720"
   LIMIT=1
 fi
 
@@ -52,6 +54,9 @@ step() {
   [ $status -ne 0 ] && FAILED=$((FAILED + 1)) && tail -n 15 "$OUT/$name.log" | sed 's/^/    /' | tee -a "$OUT/summary.log"
   return 0
 }
+
+# want NAME: whether GPU_RUN_STEPS (default: every step) names this step
+want() { [ -z "${GPU_RUN_STEPS:-}" ] || [[ " $GPU_RUN_STEPS " == *" $1 "* ]]; }
 
 # headline NAME PATTERN: copy a log's matching lines into the summary
 headline() { grep -E "$2" "$OUT/$1.log" 2>/dev/null | sed "s/^/  [$1] /" | tee -a "$OUT/summary.log"; }
@@ -75,21 +80,39 @@ print('h264_nvenc in this PyAV:', 'h264_nvenc' in av.codecs_available)
 "
 headline versions "."
 
-step pipeline 130 "$PYTHON" -m benchmarks.bench_pipeline $PIPE
-headline pipeline "frames/s|FLOP floor|optimised batch 128"
-if [ -f "$REF/inference.py" ]; then
+if want pipeline; then
+  step pipeline 130 "$PYTHON" -m benchmarks.bench_pipeline $PIPE
+  headline pipeline "frames/s|FLOP floor|optimised batch 128"
+fi
+if want vs_reference && [ -f "$REF/inference.py" ]; then
   step vs_reference 110 "$PYTHON" -m benchmarks.bench_vs_reference --reference "$REF" $VSREF
   headline vs_reference "pair|median"
-else
+elif want vs_reference; then
   echo "=== vs_reference skipped: no $REF/inference.py (copy Rudrabha/Wav2Lip there and carry it)" | tee -a "$OUT/summary.log"
 fi
-step restore 70 "$PYTHON" -m benchmarks.bench_restore $RESTORE
-headline restore "ms/face|difference"
-step encode 45 "$PYTHON" -m benchmarks.bench_encode $ENC
-headline encode "ms/frame|h264_nvenc:"
-step sync_score 45 "$PYTHON" -m benchmarks.bench_sync_score $SYNC
-headline sync_score "windows_per_second|device"
-step startup 60 "$PYTHON" -m benchmarks.bench_startup $START
-headline startup "s \(fastest|--help|imports"
+if want restore; then
+  step restore 70 "$PYTHON" -m benchmarks.bench_restore $RESTORE
+  headline restore "ms/face|difference"
+fi
+if want encode; then
+  step encode 45 "$PYTHON" -m benchmarks.bench_encode $ENC
+  headline encode "ms/frame|h264_nvenc:"
+fi
+if want sync_score; then
+  step sync_score 45 "$PYTHON" -m benchmarks.bench_sync_score $SYNC
+  headline sync_score "windows_per_second|device"
+fi
+if want startup; then
+  step startup 90 "$PYTHON" -m benchmarks.bench_startup $START
+  headline startup "s \(fastest|--help|imports"
+fi
+if want batch; then
+  step batch 90 "$PYTHON" -m benchmarks.bench_batch --runners local $BATCH
+  headline batch "jobs/hour"
+fi
+if want cuda_tests; then
+  step cuda_tests 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_restore_warp.py tests/test_gpen.py::test_cuda_runs_gpen_in_bfloat16_close_to_float32 tests/test_restore.py::test_cuda_runs_in_bfloat16_and_stays_close_to_float32
+  headline cuda_tests "passed|failed"
+fi
 echo "=== done in $(($(date +%s) - STARTED))s, $FAILED step(s) failed" | tee -a "$OUT/summary.log"
 exit $FAILED
