@@ -54,7 +54,7 @@ async def _nodes(extension) -> list:
 def test_one_example_per_common_task() -> None:
     names = {path.stem for path in WORKFLOWS}
     assert {"lipsync_video_with_speech", "lipsync_image_to_talking_video", "lipsync_video_with_restoration", "lipsync_vhs_video",
-            "lipsync_score_video"} <= names  # fmt: skip
+            "lipsync_score_video", "lipsync_video_streaming"} <= names  # fmt: skip
     assert not (ROOT / "example_workflows").exists(), "ComfyUI would list every template twice"
 
 

@@ -157,7 +157,34 @@ def score_video() -> Workflow:
     return Workflow("lipsync_score_video", [inputs, score, output], links)
 
 
-WORKFLOWS = [video_with_speech(), image_to_talking_video(), video_with_restoration(), vhs_video(), score_video()]
+def video_streaming() -> Workflow:
+    inputs = Group("Inputs", [
+        [Note("streaming_note", "For long videos: Lip Sync Video reads the file chunk by chunk, so memory stays flat "
+              "whatever the length. Load Video gives it the file itself; no frames are decoded into the graph."),
+         Node("video", "LoadVideo", {"file": VIDEO}), SPEECH_IN],
+        [WAV2LIP, DETECTOR, MODELS_NOTE],
+    ])  # fmt: skip
+    lipsync = Group("Lip-sync", [[
+        Note("video_note", "The whole chain in one node, with the command line's options and defaults: detect, Wav2Lip, "
+             "paste back (and restore, with a face restorer connected), then encode H.264 + AAC. The node shows frames "
+             "without a face."),
+        Node("lipsync", "LipSyncVideo"),
+    ]])  # fmt: skip
+    output = Group("Output", [[
+        Note("streaming_output_note", "Saves the node's finished file as it is, without re-encoding. Saved to output/video/."),
+        Node("save", "SaveVideo", {"filename_prefix": "video/lipsync_long"}),
+    ]])  # fmt: skip
+    links = [
+        ("video", "VIDEO", "lipsync", "video"),
+        ("speech", "AUDIO", "lipsync", "audio"),
+        ("wav2lip", "wav2lip_model", "lipsync", "wav2lip_model"),
+        ("detector", "face_detector", "lipsync", "face_detector"),
+        ("lipsync", "video", "save", "video"),
+    ]
+    return Workflow("lipsync_video_streaming", [inputs, lipsync, output], links)
+
+
+WORKFLOWS = [video_with_speech(), image_to_talking_video(), video_with_restoration(), vhs_video(), score_video(), video_streaming()]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from integration.server import ComfyServer
 OUR_NODES = {
     "LipSyncLoadWav2Lip", "LipSyncLoadFaceDetector", "LipSyncAudioToMel", "LipSyncDetectFaces", "LipSyncCropFaces",
     "LipSyncWav2LipGenerate", "LipSyncPasteFaces", "LipSyncLoadFaceRestorer", "LipSyncRestoreFaces", "LipSyncAllInOne",
-    "LipSyncLoadSyncNet", "LipSyncSyncScore", "LipSyncAutoOffset",
+    "LipSyncLoadSyncNet", "LipSyncSyncScore", "LipSyncAutoOffset", "LipSyncVideo",
 }  # fmt: skip
 
 
