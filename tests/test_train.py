@@ -187,7 +187,7 @@ def test_syncnet_learns_and_checkpoint_loads_for_inference(syncnet_run, talker_d
     untrained_in_sync, untrained_shifted = sync_losses(SyncNetColor(), dataset)
     assert untrained_in_sync == pytest.approx(untrained_shifted, rel=0.02)
     in_sync, shifted = sync_losses(descriptor.model, dataset)
-    assert in_sync < 0.7 * shifted  # seen 0.38-0.49 with 1 and 2 threads and training seeds 0-2
+    assert in_sync < 0.7 * shifted  # seen 0.30-0.49 with 1 and 2 threads and training seeds 0-2; 1.03 at lr 0
 
 
 def test_resumed_syncnet_repeats_the_uninterrupted_run(syncnet_run, tmp_path) -> None:
