@@ -164,12 +164,34 @@ def test_detect_faces_with_opencv_finds_the_face(nodes) -> None:
     assert 75 < (x1 + x2) / 2 < 130 and 35 < (y1 + y2) / 2 < 90  # the face, in the 256x256 copy
 
 
-def test_detect_faces_with_s3fd_runs_the_network(nodes, installed_weights) -> None:
+def blind_s3fd(source, name: str) -> str:
+    """A copy of the random S3FD whose face logits are pushed far down: a detector that never fires."""
+    state = torch.load(source, weights_only=True)
+    for key in [key for key in state if key.endswith("_mbox_conf.bias")]:
+        state[key][-1] = -100.0  # the last channel of each confidence head is the face class
+    torch.save(state, folder_paths.get_folder_paths("facedetection")[0] + f"/{name}")
+    return name
+
+
+def test_detect_faces_with_s3fd_runs_the_network(nodes, installed_weights, s3fd_checkpoint) -> None:
+    from lipsync.faces.detector import S3FDDetector
+    from lipsync.faces.track import Pads, padded_box, smooth_boxes
+
     spec = nodes["load_models"].LoadFaceDetector.execute(detector=installed_weights["s3fd"], detection_size=128)[0]
     loaded_before = len(model_management.loaded)
-    track, missing = detect(nodes, face_frames(3), spec)
+    frames = face_frames(3)
+    track, missing = detect(nodes, frames, spec)
     assert len(model_management.loaded) == loaded_before + 1  # loaded through ComfyUI's model management
-    assert track.count == 3 and missing + sum(track.box(i) is not None for i in range(3)) == 3
+    # The track holds the network's best detection at 128 px, padded 10 px below and smoothed, as the engine finds it.
+    pixels = [np.rint(frame.numpy() * 255).astype(np.uint8) for frame in frames]
+    found = S3FDDetector.from_file(s3fd_checkpoint, max_side=128).detect(pixels)
+    assert all(len(detections) for detections in found)
+    expected = smooth_boxes([padded_box(detections[0], 256, 256, Pads(0, 10, 0, 0)) for detections in found])
+    assert missing == 0 and list(track.boxes) == expected
+    # The same network with its face class switched off finds nothing: every frame is reported without a face.
+    blind = nodes["load_models"].LoadFaceDetector.execute(detector=blind_s3fd(s3fd_checkpoint, "s3fd_blind.pth"), detection_size=128)[0]
+    track, missing = detect(nodes, frames, blind)
+    assert missing == 3 and [track.box(index) for index in range(3)] == [None] * 3
 
 
 @pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")

@@ -17,7 +17,7 @@ from synthetic_talker import draw_face, mux, write_talking_clip
 from lipsync.audio import load_audio, melspectrogram
 from lipsync.cli import main
 from lipsync.generate import Wav2LipGenerator
-from lipsync.models import load_model_file
+from lipsync.models import SyncNetColor, load_model_file
 from lipsync.train.checkpoints import latest_checkpoint
 from lipsync.train.dataset import DataFolderError, SyncNetDataset, Wav2LipDataset, load_clips
 from lipsync.train.loop import mean_losses
@@ -158,11 +158,19 @@ def test_datasets_give_reference_samples(talker_data) -> None:
     assert torch.all(inputs[:3, :, 48:] == 0) and torch.equal(inputs[:3, :, :48], target[:, :, :48])
 
 
-def test_syncnet_loss_falls_and_checkpoint_loads_for_inference(syncnet_run, talker_data) -> None:
+def sync_losses(model: torch.nn.Module, dataset: Wav2LipDataset) -> tuple[float, float]:
+    """The expert's loss on every window of the clip against its own speech, and (mean of) 3 and 5 windows off."""
+    _, _, window_mel, faces = windows(dataset, range(len(dataset)))
+    with torch.no_grad():
+        in_sync = expert_sync_loss(model.eval(), window_mel, faces).item()
+        shifted = [expert_sync_loss(model, window_mel, faces.roll(shift, 0)).item() for shift in (3, 5)]
+    return in_sync, float(np.mean(shifted))
+
+
+def test_syncnet_learns_and_checkpoint_loads_for_inference(syncnet_run, talker_data) -> None:
     _, result = syncnet_run
     losses = [row["sync"] for row in result.losses]
-    assert len(losses) == 60
-    assert np.mean(losses[-10:]) < 0.85 * np.mean(losses[:10])
+    assert len(losses) == 60 and np.isfinite(losses).all()
     assert [step for step, _ in result.evaluations] == [30, 60]
     raw = torch.load(result.checkpoint, weights_only=True)
     assert raw["global_step"] == 60 and raw["image_size"] == 96 and "optimizer" in raw
@@ -171,13 +179,15 @@ def test_syncnet_loss_falls_and_checkpoint_loads_for_inference(syncnet_run, talk
     assert descriptor.input_size == 96
     for key, value in descriptor.model.state_dict().items():
         assert torch.equal(value, raw["state_dict"]["module." + key])
-    # It has learnt the task: every window of the clip in sync against its own speech, and 3 windows off.
+    # The loss fell where it counts: an untrained expert gives in-sync and shifted windows the same loss (ratio
+    # 1.00); the trained one's in-sync loss is well under its shifted loss. The per-step training loss is too noisy
+    # (batches of 8 random pairs) for a ratio of two stretches of it to hold on every CPU.
     dataset = Wav2LipDataset(load_clips(talker_data), 96)
-    _, _, window_mel, faces = windows(dataset, range(len(dataset)))
-    with torch.no_grad():
-        in_sync = expert_sync_loss(descriptor.model.eval(), window_mel, faces).item()
-        shifted = expert_sync_loss(descriptor.model, window_mel, faces.roll(3, 0)).item()
-    assert in_sync < 0.6 * shifted
+    torch.manual_seed(0)
+    untrained_in_sync, untrained_shifted = sync_losses(SyncNetColor(), dataset)
+    assert untrained_in_sync == pytest.approx(untrained_shifted, rel=0.02)
+    in_sync, shifted = sync_losses(descriptor.model, dataset)
+    assert in_sync < 0.7 * shifted  # seen 0.30-0.49 with 1 and 2 threads and training seeds 0-2; 1.03 at lr 0
 
 
 def test_resumed_syncnet_repeats_the_uninterrupted_run(syncnet_run, tmp_path) -> None:
