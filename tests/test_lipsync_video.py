@@ -198,7 +198,7 @@ def test_defaults_are_the_command_line_defaults(node) -> None:
     widgets = {item.id: item for item in node.define_schema().inputs}
     expected = {
         "pad_top": cli.pads[0], "pad_bottom": cli.pads[1], "pad_left": cli.pads[2], "pad_right": cli.pads[3],
-        "smooth": not cli.nosmooth, "face_choice": cli.face_choice, "face_index": cli.face_index, "detect_every": cli.detect_every,
+        "smooth": not cli.nosmooth, "face_choice": cli.face_choice, "face_index": cli.face_index or 0, "detect_every": cli.detect_every,
         "max_gap": cli.max_gap, "cache_detections": not cli.no_detection_cache, "on_missing_face": cli.on_missing_face,
         "detection_batch_size": cli.face_det_batch_size, "batch_size": cli.wav2lip_batch_size, "static": cli.static,
         "resize_factor": cli.resize_factor, "rotate": cli.rotate, "crop": ",".join(map(str, cli.crop)), "length_mode": cli.length_mode,

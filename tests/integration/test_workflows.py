@@ -12,6 +12,8 @@ from integration.server import ComfyServer
 from integration.workflow_api import to_api
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[2] / "workflows").glob("*.json"))
+# Nodes that paint new mouths; a workflow without one (scoring, offset) must leave the pixels as they were.
+GENERATING_NODES = {"LipSyncWav2LipGenerate", "LipSyncAllInOne", "LipSyncVideo"}
 
 
 def test_there_are_workflows() -> None:
@@ -26,5 +28,6 @@ def test_workflow_runs_on_the_real_server(path: Path, comfy: ComfyServer, media:
     videos = video_outputs(comfy.output_files(entry))
     assert videos, f"{path.name} saved no video; outputs: {entry['outputs']}"
     source = source_frames(prompt, media, frames)
+    lipsynced = any(node["class_type"] in GENERATING_NODES for node in prompt.values())
     for video in videos:
-        check_saved_video(video, source, frames)
+        check_saved_video(video, source, frames, lipsynced=lipsynced)
