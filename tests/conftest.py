@@ -123,3 +123,16 @@ def codeformer_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "codeformer.pth"
     torch.save({"params_ema": architectures.CodeFormer().state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def syncnet_v2_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random-weight syncnet_v2 as published: a bare state dict in torch's legacy format, no batch counters."""
+    from lipsync.models import SyncNetV2
+
+    torch.manual_seed(3)
+    state = randomise_batchnorm(SyncNetV2(), seed=3).state_dict()
+    state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}
+    path = tmp_path_factory.mktemp("weights") / "syncnet_v2.model"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    return path

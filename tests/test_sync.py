@@ -4,7 +4,6 @@ checked against independent numpy computations on the real example clip (random 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,17 +27,6 @@ from lipsync.sync.shift import shift_samples
 from lipsync.sync.video import score_video_file
 
 CLIP_FRAMES = 30  # of the real example clip: enough windows for a real offset search, fast on 2 CPU cores
-
-
-@pytest.fixture(scope="module")
-def syncnet_v2_file(tmp_path_factory) -> Path:
-    """Random-weight syncnet_v2 as published: a bare state dict in torch's legacy format, no batch counters."""
-    torch.manual_seed(3)
-    state = randomise_batchnorm(SyncNetV2(), seed=3).state_dict()
-    state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}
-    path = tmp_path_factory.mktemp("weights") / "syncnet_v2.model"
-    torch.save(state, path, _use_new_zipfile_serialization=False)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +90,9 @@ def test_mfcc_equals_python_speech_features(length: int, example_speech) -> None
     assert ours.shape == (529, 13) and np.allclose(ours, theirs, rtol=0, atol=1e-9)
 
 
-def test_syncnet_v2_file_is_detected_and_loaded_exactly(syncnet_v2_file) -> None:
-    raw = torch.load(syncnet_v2_file, weights_only=True)
-    descriptor = load_model_file(syncnet_v2_file, expected_purpose="sync_expert")
+def test_syncnet_v2_model_is_detected_and_loaded_exactly(syncnet_v2_model) -> None:
+    raw = torch.load(syncnet_v2_model, weights_only=True)
+    descriptor = load_model_file(syncnet_v2_model, expected_purpose="sync_expert")
     assert (descriptor.architecture, descriptor.input_size) == ("syncnet_v2", 224)
     assert not descriptor.model.training
     for key, value in raw.items():

@@ -52,22 +52,6 @@ def _vhs_dir() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def syncnet_v2_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Random-weight syncnet_v2 as published: a bare state dict in torch's legacy format, no batch counters."""
-    import torch
-    from helpers import randomise_batchnorm
-
-    from lipsync.models import SyncNetV2
-
-    torch.manual_seed(3)
-    state = randomise_batchnorm(SyncNetV2(), seed=3).state_dict()
-    state = {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}
-    path = tmp_path_factory.mktemp("weights") / "syncnet_v2.model"
-    torch.save(state, path, _use_new_zipfile_serialization=False)
-    return path
-
-
-@pytest.fixture(scope="session")
 def models(
     wav2lip_checkpoint: Path, s3fd_checkpoint: Path, syncnet_checkpoint: Path, syncnet_v2_model: Path, gfpgan_checkpoint: Path
 ) -> dict[str, list[tuple[Path, str]]]:
