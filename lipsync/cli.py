@@ -138,9 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-gap", type=int, default=0, help="interpolate the face box over gaps of up to this many face-less frames")
     parser.add_argument(
         "--length-mode",
-        choices=("loop video", "ping-pong video", "trim to shorter"),
+        choices=("loop video", "ping-pong video", "trim to shorter", "fit audio to video"),
         default="loop video",
-        help="a video shorter than the speech: loop it (reference), ping-pong it, or stop with the video",
+        help="a video shorter than the speech: loop it (reference), ping-pong it, or stop with the video; "
+        "or 'fit audio to video': the video sets the length, the speech is cut or padded with silence",
     )
     parser.add_argument("--paste-mode", choices=("box", "mouth mask"), default="box", help="box (reference) or a feathered mouth mask")
     parser.add_argument("--mask-size", type=float, default=1.0, help="mouth mask size (1 = nose tip to chin)")

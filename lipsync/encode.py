@@ -121,6 +121,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "veryfast",
         encoder: str = LIBX264,
+        pad_audio: bool = False,
     ) -> None:
         if width < 1 or height < 1:
             raise MediaError(f"Cannot write a {width}x{height} video.")
@@ -129,6 +130,7 @@ class VideoWriter:
         self.width, self.height = width, height
         self.audio_path = Path(audio_path) if isinstance(audio_path, str | Path) else audio_path
         self.crf, self.preset = crf, preset
+        self.pad_audio = pad_audio  # speech shorter than the video ends in silence (else the audio track just ends)
         self.encoder = encoder  # LIBX264, NVENC or AUTO; the codec actually used is ``self.codec`` once open
         self.codec = LIBX264
         self.frames_written = 0
@@ -233,6 +235,10 @@ class VideoWriter:
                 self._audio_done = True
             else:
                 self._audio_pending = np.concatenate([self._audio_pending, chunk.astype(np.float32, copy=False)], axis=1)
+        missing = target - self._audio_sent - self._audio_pending.shape[1]
+        if self._audio_done and self.pad_audio and missing > 0:
+            silence = np.zeros((self._audio_pending.shape[0], missing), dtype=np.float32)
+            self._audio_pending = np.concatenate([self._audio_pending, silence], axis=1)
         while True:
             available = min(self._audio_pending.shape[1], target - self._audio_sent)
             if available <= 0 or (available < AAC_FRAME and not final):

@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from .audio import AudioSource, MelWindows, load_audio, melspectrogram, window_count
+from .audio import AudioSource, load_audio, melspectrogram, window_count
 from .blend import PasteOptions
 from .defaults import DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
 from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
@@ -34,14 +34,14 @@ from .generate import Wav2LipGenerator
 from .media import FrameSource, FrameTransform, open_frame_source
 from .overlap import BackgroundConsumer, prefetch
 from .restore import FaceRestorer
-from .timeline import LOOP, PING_PONG, TRIM, source_frame
+from .timeline import FIT_AUDIO, LOOP, PING_PONG, TRIM, SpeechWindows, source_frame
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 T = TypeVar("T")
 MISSING_FACE_MODES = ("passthrough", "error")
-FILE_LENGTH_MODES = (LOOP, PING_PONG, TRIM)
+FILE_LENGTH_MODES = (LOOP, PING_PONG, TRIM, FIT_AUDIO)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,9 @@ class LipSyncOptions:
     # (on a 2-core CPU every stage competes for the same cores: no faster, and ~100 MiB more queued frames)
     overlap: bool | None = None
     max_gap: int = 0  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
-    length_mode: str = LOOP  # a video shorter than the speech: loop (reference), ping-pong, or trim to the video
+    # a video shorter than the speech: loop (reference), ping-pong, or trim to the video; or the video sets the length
+    # and the speech is cut or padded with silence (fit audio to video)
+    length_mode: str = LOOP
     paste: PasteOptions = field(default_factory=PasteOptions)
     restore_strength: float = DEFAULT_RESTORE_STRENGTH  # with a face restorer: 0..1 of the restored mouth region blended in
     codeformer_fidelity: float = 0.5
@@ -187,7 +189,7 @@ def frame_schedule(
                 return
         if not boxes:
             raise NoFaceError(f"The video '{source.path}' produced no frames.")
-        if options.length_mode == TRIM:
+        if options.length_mode in (TRIM, FIT_AUDIO):
             return
         if options.length_mode == PING_PONG:
             for index in range(len(boxes), frame_count):
@@ -278,8 +280,11 @@ def lipsync_file(
     wav = load_audio(audio_path)
     total = window_count(wav.size, source.fps)  # the mel itself is computed on a thread while frames are decoded
     times.add("audio", time.perf_counter() - audio_start)
-    if options.length_mode == TRIM and not (source.is_image or options.static) and source.frame_count:
-        total = min(total, source.frame_count)  # a shorter video ends the output (and its audio)
+    video_frames = 0 if source.is_image or options.static else source.frame_count or 0
+    if options.length_mode == TRIM and video_frames:
+        total = min(total, video_frames)  # a shorter video ends the output (and its audio)
+    elif options.length_mode == FIT_AUDIO and video_frames:
+        total = video_frames  # the video sets the length: the speech is cut, or padded with silence
     logger.info("%d output frames at %.3f fps from %s", total, source.fps, source.path.name)
 
     written = without_face = 0
@@ -292,10 +297,13 @@ def lipsync_file(
     size = (source.width, source.height)
     with (
         _in_background(melspectrogram, wav) as mel,
-        VideoWriter(output_path, source.fps, *size, audio_path=audio_path, crf=options.crf, encoder=encoder) as writer,
+        VideoWriter(
+            output_path, source.fps, *size, audio_path=audio_path, crf=options.crf, encoder=encoder,
+            pad_audio=options.length_mode == FIT_AUDIO,
+        ) as writer,
         _frame_sink(writer, times, chunk_size if overlap else 0) as sink,
     ):
-        windows: MelWindows | None = None
+        windows: SpeechWindows | None = None
         while written < total:
             chunk = list(itertools.islice(schedule, chunk_size))
             if not chunk:
@@ -312,7 +320,7 @@ def lipsync_file(
             if with_face:
                 if windows is None:
                     step = time.perf_counter()
-                    windows = MelWindows(mel.result(), source.fps)
+                    windows = SpeechWindows(mel.result(), source.fps, total, video_frames, options.length_mode)
                     times.add("audio", time.perf_counter() - step)  # only the wait for the mel thread
                 lipsync_chunk(
                     [torch.from_numpy(frame) for frame in frames], [box for _, box in chunk],

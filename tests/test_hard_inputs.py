@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -230,3 +231,44 @@ def test_two_real_faces_with_a_real_detector(tmp_path) -> None:
     for frame, source in zip(result, frames, strict=True):
         assert np.abs(frame[175, 135].astype(int) - 128).max() < 8  # the left face is repainted...
         assert np.abs(frame[right].astype(int) - source[right]).mean() < 8  # ...the right one only has coding noise (a repaint is ~40)
+
+
+class RecordingMouth(torch.nn.Module):
+    """Returns the input face unchanged and keeps every mel window it was given."""
+
+    img_size = 96
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # the generator reads the weights' layout from a parameter
+        self.windows: list[torch.Tensor] = []
+
+    def forward(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        self.windows += list(audio[:, 0].clone())
+        return faces[:, 3:]
+
+
+@pytest.mark.parametrize(("speech_seconds", "video_frames"), [(0.4, 16), (1.0, 10)])
+def test_fit_audio_to_video_lets_the_video_set_the_length(tmp_path, speech_seconds: float, video_frames: int) -> None:
+    """The video's frames, in order, once; the speech cut to the video, or padded with silence after it ends."""
+    video = write_video(tmp_path / "video.mp4", [marked_frame(i, 64, 96) for i in range(video_frames)])
+    speech = write_audio(tmp_path / "speech.wav", speechlike(speech_seconds), 16000)
+    model = RecordingMouth()
+    output = tmp_path / "fit.mp4"
+    options = LipSyncOptions(box=(20, 60, 30, 90), length_mode="fit audio to video")
+    report = lipsync_file(video, speech, output, Wav2LipGenerator(model, optimize=False), None, options)
+    frames = list(iter_video_frames(output))
+    assert report.frames == len(frames) == video_frames
+    assert [marker(frame) for frame in frames] == list(range(video_frames))
+    with av.open(str(output)) as container:
+        audio = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)])
+        rate = container.streams.audio[0].rate
+    assert abs(audio.size - rate * video_frames / 25) <= 1024  # as long as the video, to one AAC frame of 1024 samples
+    # The reference's window count for the speech: int(i * 80 / 25) + 16 <= columns, plus its last window from the end.
+    columns = int(speech_seconds * 16000) // 200 + 1
+    speech_windows = sum(1 for i in range(200) if int(i * 80 / 25) + 16 <= columns) + 1
+    silent = [bool(torch.all(window == -4.0)) for window in model.windows]
+    assert silent == [index >= speech_windows for index in range(video_frames)]
+    if speech_windows < video_frames:  # the padded end of the muxed audio is silence
+        tail = audio[int((speech_seconds + 0.05) * rate) :]
+        assert tail.size > 0 and np.abs(tail).max() < 1e-3
