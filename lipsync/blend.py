@@ -125,12 +125,6 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: Box, options: PasteOpti
     blend_into(frame, resized, weights, box)
 
 
-def paste_faces_blended(frames: list[np.ndarray], faces: np.ndarray, boxes: list[Box], options: PasteOptions) -> None:
-    """``paste_face`` for each frame, face and box."""
-    for frame, face, box in zip(frames, faces, boxes, strict=True):
-        paste_face(frame, face, box, options)
-
-
 def frame_mask(height: int, width: int, box: Box | None, options: PasteOptions) -> np.ndarray:
     """The paste weights over the whole frame (zeros without a face): the debug view of the mask."""
     mask = np.zeros((height, width), dtype=np.float32)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,6 +23,7 @@ from .blend import BOX, PasteOptions, box_mask, paste_face
 from .defaults import DEFAULT_RESTORE_STRENGTH
 from .faces.track import Box
 from .generate import Wav2LipGenerator
+from .generate import crop_faces as crop_faces_numpy
 from .restore import FaceRestorer, restore_faces
 
 StageCharge = Callable[[str, float], None]  # (stage, seconds): where a caller's timing report goes
@@ -48,14 +48,12 @@ def crop_faces(frames: Sequence[torch.Tensor], boxes: Sequence[Box], size: int) 
         raise ValueError(f"{len(frames)} frames but {len(boxes)} face boxes")
     if not frames:
         raise ValueError("no frames to crop")
+    if frames[0].device.type == "cpu":  # the reference's OpenCV crop on views of the boxes
+        return torch.from_numpy(crop_faces_numpy([frame_view(frame) for frame in frames], boxes, size))
     crops = torch.empty((len(frames), size, size, 3), dtype=frames[0].dtype, device=frames[0].device)
     for crop, frame, (x1, y1, x2, y2) in zip(crops, frames, boxes, strict=True):
-        if frame.device.type == "cpu":
-            region = np.ascontiguousarray(frame_view(frame[y1:y2, x1:x2, :3]))
-            crop.copy_(torch.from_numpy(cv2.resize(region, (size, size))))
-        else:
-            resized = _resize(frame[y1:y2, x1:x2, :3], size, size)
-            crop.copy_(resized.add(0.5).clamp(0, 255) if frame.dtype == torch.uint8 else resized)
+        resized = _resize(frame[y1:y2, x1:x2, :3], size, size)
+        crop.copy_(resized.add(0.5).clamp(0, 255) if frame.dtype == torch.uint8 else resized)
     return crops
 
 

@@ -29,7 +29,10 @@ CPU_FORWARD_BATCH = 16
 
 def crop_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box], size: int) -> np.ndarray:
     """Crop each box and resize it to ``size`` x ``size`` (bilinear, as ``cv2.resize`` in the reference)."""
-    crops = [cv2.resize(frame[y1:y2, x1:x2], (size, size)) for frame, (x1, y1, x2, y2) in zip(frames, boxes, strict=True)]
+    crops = [
+        cv2.resize(np.ascontiguousarray(frame[y1:y2, x1:x2, :3]), (size, size))  # RGB of RGBA frames too
+        for frame, (x1, y1, x2, y2) in zip(frames, boxes, strict=True)
+    ]
     return np.stack(crops)
 
 
