@@ -1,8 +1,13 @@
-"""Defaults shared by the command line's options and the nodes' schemas, defined here once (no heavy imports: the
-CLI reads them before it loads torch)."""
+"""Defaults shared by the command line's options, the engine's option objects and the nodes' schemas, defined here
+once (no heavy imports: the CLI reads them before it loads torch)."""
 
 DEFAULT_GENERATION_BATCH = 128  # faces per generation chunk; the generator caps its forward passes on the CPU anyway
 DEFAULT_RESTORE_STRENGTH = 1.0  # 0..1 of the restored mouth region blended in (the command line's value, kept)
-# Face-less runs up to this many frames get interpolated boxes: the nodes' value. The command line keeps the
-# reference's 0 (a frame without a face is passed through), which its --max-gap raises.
+# Face-less runs up to this many frames get interpolated boxes (command line, engine and nodes alike); 0 is the
+# reference (a frame without a face is passed through, or stops the run).
 DEFAULT_MAX_GAP = 5
+DEFAULT_DETECTION_BATCH = 16  # frames per face detection batch
+DEFAULT_DETECTION_MAX_SIDE = 640  # faces are detected on a copy downscaled to this longest side (0: full size, the reference)
+DEFAULT_FPS = 25.0  # frame rate of a still image's output, and of IMAGE frames when none is given
+DEFAULT_CRF = 18  # H.264 quality of the written video (18 looks lossless)
+DEFAULT_CODEFORMER_FIDELITY = 0.5  # CodeFormer: 0 = strongest restoration, 1 = closest to the input

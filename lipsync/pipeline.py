@@ -21,27 +21,36 @@ import torch
 
 from .audio import AudioSource, load_audio, melspectrogram, window_count
 from .blend import PasteOptions
-from .defaults import DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
+from .defaults import (
+    DEFAULT_CODEFORMER_FIDELITY,
+    DEFAULT_CRF,
+    DEFAULT_DETECTION_BATCH,
+    DEFAULT_FPS,
+    DEFAULT_GENERATION_BATCH,
+    DEFAULT_MAX_GAP,
+    DEFAULT_RESTORE_STRENGTH,
+)
 from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
 from .engine import lipsync_chunk
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
-from .faces.sparse import wrap_detection
-from .faces.stream import BEST, FaceFollower, track_faces
-from .faces.track import Box, Pads, fixed_box
+from .faces.locate import FaceLocator, LocateOptions
+from .faces.stream import BEST
+from .faces.track import Box, Pads
 from .framestore import FrameStore
 from .generate import Wav2LipGenerator
 from .media import FrameSource, FrameTransform, open_frame_source
 from .overlap import BackgroundConsumer, prefetch
 from .restore import FaceRestorer
-from .timeline import FIT_AUDIO, LOOP, PING_PONG, TRIM, SpeechWindows, source_frame
+from .timeline import FIT_AUDIO, LENGTH_MODES, LOOP, PING_PONG, LengthMode, SpeechWindows, output_frame_count, source_frame
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 T = TypeVar("T")
 MISSING_FACE_MODES = ("passthrough", "error")
-FILE_LENGTH_MODES = (LOOP, PING_PONG, TRIM, FIT_AUDIO)
+FILE_LENGTH_MODES = LENGTH_MODES  # every length mode works on a file (kept for the nodes' and callers' imports)
+NO_DETECTOR = "a face detector is needed unless a fixed box is given"
 
 
 @dataclass(frozen=True)
@@ -52,26 +61,26 @@ class LipSyncOptions:
     box: tuple[int, int, int, int] | None = None
     smooth: bool = True
     static: bool = False
-    image_fps: float = 25.0
+    image_fps: float = DEFAULT_FPS
     transform: FrameTransform = field(default_factory=FrameTransform)
-    face_det_batch_size: int = 16
+    face_det_batch_size: int = DEFAULT_DETECTION_BATCH
     wav2lip_batch_size: int = DEFAULT_GENERATION_BATCH
     on_missing_face: str = "passthrough"
     face_choice: str = BEST
     face_index: int = 0
-    crf: int = 18
+    crf: int = DEFAULT_CRF
     detect_every: int = 1  # run the detector on every Nth frame and interpolate the boxes between
     detection_cache: str | Path | None = None  # folder of the detection cache; None: no cache
     # decode + detect and encode in background threads, overlapping generation; None = on when generating on a GPU
     # (on a 2-core CPU every stage competes for the same cores: no faster, and ~100 MiB more queued frames)
     overlap: bool | None = None
-    max_gap: int = 0  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
+    max_gap: int = DEFAULT_MAX_GAP  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
     # a video shorter than the speech: loop (reference), ping-pong, or trim to the video; or the video sets the length
     # and the speech is cut or padded with silence (fit audio to video)
-    length_mode: str = LOOP
+    length_mode: LengthMode = LOOP
     paste: PasteOptions = field(default_factory=PasteOptions)
     restore_strength: float = DEFAULT_RESTORE_STRENGTH  # with a face restorer: 0..1 of the restored mouth region blended in
-    codeformer_fidelity: float = 0.5
+    codeformer_fidelity: float = DEFAULT_CODEFORMER_FIDELITY
     encoder: str = AUTO  # H.264 encoder: auto = h264_nvenc when generating on CUDA and it opens, else libx264
 
     def __post_init__(self) -> None:
@@ -79,14 +88,23 @@ class LipSyncOptions:
             raise ValueError(f"on_missing_face must be one of {MISSING_FACE_MODES}")
         if self.detect_every < 1:
             raise ValueError(f"detect_every must be 1 or more, got {self.detect_every}")
-        if self.length_mode not in FILE_LENGTH_MODES:
-            raise ValueError(f"length_mode must be one of {FILE_LENGTH_MODES}, got {self.length_mode!r}")
+        if self.length_mode not in LENGTH_MODES:
+            raise ValueError(f"length_mode must be one of {LENGTH_MODES}, got {self.length_mode!r}")
+        object.__setattr__(self, "length_mode", LengthMode(self.length_mode))
         if not 0.0 <= self.restore_strength <= 1.0 or not 0.0 <= self.codeformer_fidelity <= 1.0:
             raise ValueError("restore_strength and codeformer_fidelity must be between 0 and 1")
         if self.max_gap < 0:
             raise ValueError("max_gap must be 0 or more")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+
+    @property
+    def locate(self) -> LocateOptions:
+        """Where the faces are: these options' fixed box, or detection with these settings."""
+        return LocateOptions(
+            box=self.box, pads=self.pads, smooth=self.smooth, face_choice=self.face_choice, face_index=self.face_index,
+            max_gap=self.max_gap, detect_every=self.detect_every, cache_dir=self.detection_cache, batch_size=self.face_det_batch_size,
+        )  # fmt: skip
 
 
 @dataclass
@@ -146,86 +164,62 @@ def frame_schedule(
     options: LipSyncOptions,
     times: StageTimes,
 ) -> Iterator[tuple[np.ndarray, Box | None]]:
-    """Yield up to ``frame_count`` ``(frame, box)`` pairs: the video truncated to the audio, or, when it is
-    shorter, looped, ping-ponged or ended (``options.length_mode``).
+    """Yield up to ``frame_count`` ``(frame, box)`` pairs: output frame ``i`` shows source frame
+    ``timeline.source_frame(i, ...)`` under ``options.length_mode`` (a longer video is cut to ``frame_count``).
 
-    Boxes of the first pass are kept (4 ints a frame) so looping re-decodes frames but never re-detects;
-    ping-pong reads the frames back from a temporary file instead of holding them in memory.
+    Boxes come from the face locator (fixed box or detection). Boxes of the first pass are kept (4 ints a frame) so
+    repeating re-decodes frames but never re-detects; ping-pong reads the frames back from a temporary file instead of
+    holding them in memory.
     """
-    single_frame = source.is_image or options.static
     frames = times.timed("decode", source)
-    detector = TimedDetector(detector, times) if detector is not None else None
-    if single_frame:
+    locator = FaceLocator(options.locate, TimedDetector(detector, times) if detector is not None else None, no_detector=NO_DETECTOR)
+    if source.is_image or options.static:
         frame = next(frames)
-        box = _boxes_for([frame], detector, options, times)[0]
+        box = locator.each([frame])[0]
         for _ in range(frame_count):
             yield frame.copy(), box
         return
 
-    if options.box is not None:
-        box = fixed_box(options.box, source.height, source.width)
-        tracked: Iterable[tuple[np.ndarray, Box | None]] = ((frame, box) for frame in frames)
-    else:
-        tracked = track_faces(
-            itertools.islice(frames, frame_count),
-            _require(detector),
-            options.pads,
-            options.smooth,
-            options.face_det_batch_size,
-            options.face_choice,
-            options.face_index,
-            options.max_gap,
-        )
+    mode = LengthMode.of(options.length_mode)
     boxes: list[Box | None] = []
     # Ping-pong needs the frames again in reverse, unless the video is known to outlast the speech.
-    keep_frames = options.length_mode == PING_PONG and (source.frame_count is None or source.frame_count < frame_count)
+    keep_frames = mode == PING_PONG and (source.frame_count is None or source.frame_count < frame_count)
     with FrameStore() as store:
-        for frame, box in tracked:
+        for frame, box in locator.track(itertools.islice(frames, frame_count)):
             boxes.append(box)
             if keep_frames:
                 store.append(frame)
             yield frame, box
-            if len(boxes) == frame_count:
-                return
         if not boxes:
             raise NoFaceError(f"The video '{source.path}' produced no frames.")
-        if options.length_mode in (TRIM, FIT_AUDIO):
+        if len(boxes) == frame_count or not mode.repeats_video:
             return
-        if options.length_mode == PING_PONG:
+        if keep_frames:
             for index in range(len(boxes), frame_count):
-                origin = source_frame(index, len(boxes), PING_PONG)
+                origin = source_frame(index, len(boxes), mode)
                 yield store[origin], boxes[origin]
             return
-    produced = len(boxes)
-    while produced < frame_count:
-        for index, frame in enumerate(times.timed("decode", source)):
-            if index >= len(boxes) or produced >= frame_count:
-                break
-            yield frame, boxes[index]
-            produced += 1
+    yield from _decoded_again(source, boxes, frame_count, mode, times)
 
 
-def _boxes_for(frames: list[np.ndarray], detector: FaceDetector | None, options: LipSyncOptions, times: StageTimes) -> list[Box | None]:
-    if options.box is not None:
-        return [fixed_box(options.box, frame.shape[0], frame.shape[1]) for frame in frames]
-    detections = _require(detector).detect(frames)
-    return [
-        FaceFollower(options.pads, options.face_choice, options.face_index)(found, frame)
-        for found, frame in zip(detections, frames, strict=True)
-    ]
-
-
-def wrap_detector(detector: FaceDetector | None, options: LipSyncOptions) -> FaceDetector | None:
-    """Add the detection cache and every-Nth-frame detection that ``options`` ask for."""
-    if detector is None or options.box is not None:
-        return detector
-    return wrap_detection(detector, options.detect_every, options.detection_cache)
-
-
-def _require(detector: FaceDetector | None) -> FaceDetector:
-    if detector is None:
-        raise ValueError("a face detector is needed unless a fixed box is given")
-    return detector
+def _decoded_again(
+    source: FrameSource, boxes: list[Box | None], frame_count: int, mode: LengthMode, times: StageTimes
+) -> Iterator[tuple[np.ndarray, Box | None]]:
+    """Output frames ``len(boxes) .. frame_count`` of a repeated video, decoding the file again from its start
+    whenever the source frame goes back (loop: once per pass)."""
+    decoder: Iterator[np.ndarray] | None = None
+    position = -1
+    for index in range(len(boxes), frame_count):
+        origin = source_frame(index, len(boxes), mode)
+        if decoder is None or origin <= position:
+            decoder, position = iter(times.timed("decode", source)), -1
+        frame = None
+        while position < origin:
+            frame = next(decoder, None)
+            position += 1
+            if frame is None:  # the file gave fewer frames than on the first pass: the output ends here
+                return
+        yield frame, boxes[origin]
 
 
 @contextlib.contextmanager
@@ -278,18 +272,15 @@ def lipsync_file(
         source = open_frame_source(face_path, fps=options.image_fps, transform=options.transform)
     audio_start = time.perf_counter()
     wav = load_audio(audio_path)
-    total = window_count(wav.size, source.fps)  # the mel itself is computed on a thread while frames are decoded
-    times.add("audio", time.perf_counter() - audio_start)
     video_frames = 0 if source.is_image or options.static else source.frame_count or 0
-    if options.length_mode == TRIM and video_frames:
-        total = min(total, video_frames)  # a shorter video ends the output (and its audio)
-    elif options.length_mode == FIT_AUDIO and video_frames:
-        total = video_frames  # the video sets the length: the speech is cut, or padded with silence
+    # The speech's window count without its mel (computed on a thread while frames are decoded), matched to the video.
+    total = output_frame_count(window_count(wav.size, source.fps), video_frames, options.length_mode)
+    times.add("audio", time.perf_counter() - audio_start)
     logger.info("%d output frames at %.3f fps from %s", total, source.fps, source.path.name)
 
     written = without_face = 0
     chunk_size = min(options.wav2lip_batch_size, generator.max_batch_size)
-    schedule = frame_schedule(source, total, wrap_detector(detector, options), options, times)
+    schedule = frame_schedule(source, total, detector, options, times)
     overlap = options.overlap if options.overlap is not None else generator.device.type != "cpu"
     if overlap:
         schedule = prefetch(schedule, depth=chunk_size)

@@ -3,25 +3,54 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
 
 import numpy as np
 
 from .audio import MEL_WINDOW, MelWindows
 
-LOOP = "loop video"
-PING_PONG = "ping-pong video"
-TRIM = "trim to shorter"
-FIT_AUDIO = "fit audio to video"
-LENGTH_MODES = (LOOP, PING_PONG, TRIM, FIT_AUDIO)
+
+class LengthMode(str, Enum):
+    """How the lengths of speech and video are matched. The values are the words saved in workflows and given to
+    ``--length-mode``, so plain strings work wherever a mode is expected."""
+
+    LOOP = "loop video"  # the speech sets the length; a shorter video loops (the reference)
+    PING_PONG = "ping-pong video"  # the speech sets the length; a shorter video plays forwards, backwards, ...
+    TRIM = "trim to shorter"  # whichever ends first ends the output
+    FIT_AUDIO = "fit audio to video"  # the video sets the length; the speech is cut or padded with silence
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    @property
+    def repeats_video(self) -> bool:
+        """Whether source frames are shown again once the video has run out."""
+        return self in (LengthMode.LOOP, LengthMode.PING_PONG)
+
+    @classmethod
+    def of(cls, mode: str) -> LengthMode:
+        """``mode`` (a member or its value) as a member; a clear error for anything else."""
+        try:
+            return cls(mode)
+        except ValueError:
+            raise ValueError(f"length mode must be one of {LENGTH_MODES}, got {mode!r}") from None
+
+
+LOOP, PING_PONG, TRIM, FIT_AUDIO = LengthMode
+LENGTH_MODES = tuple(mode.value for mode in LengthMode)  # the choices, as plain strings (widgets, argparse)
 
 SILENCE_LEVEL = -4.0  # the normalised mel of silence
 
 
 def output_frame_count(audio_windows: int, video_frames: int, mode: str) -> int:
-    """Frames in the result: the speech's length when the video is repeated, else as the mode says."""
-    if mode not in LENGTH_MODES:
-        raise ValueError(f"length mode must be one of {LENGTH_MODES}, got {mode!r}")
-    if video_frames <= 0 or mode in (LOOP, PING_PONG):
+    """Frames in the result: the speech's length when the video is repeated (or its length is unknown: 0), else as
+    the mode says."""
+    mode = LengthMode.of(mode)
+    if video_frames <= 0 or mode.repeats_video:
         return audio_windows
     if mode == TRIM:
         return min(audio_windows, video_frames)
@@ -30,6 +59,7 @@ def output_frame_count(audio_windows: int, video_frames: int, mode: str) -> int:
 
 def source_frame(index: int, video_frames: int, mode: str) -> int:
     """The source frame of output frame ``index``: looping (the reference), ping-pong, or frozen on the last."""
+    mode = LengthMode.of(mode)
     if video_frames <= 1:
         return 0
     if mode == PING_PONG:
@@ -53,9 +83,10 @@ class SpeechWindows:
     fps: float
     count: int
     video_frames: int
-    mode: str
+    mode: LengthMode
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", LengthMode.of(self.mode))
         self.mel.setflags(write=False)
         if self.count < 1:
             raise ValueError("there are no output frames")
@@ -66,16 +97,21 @@ class SpeechWindows:
         windows = MelWindows(mel, fps)
         return cls(mel, float(fps), output_frame_count(len(windows), video_frames, mode), video_frames, mode)
 
+    @cached_property
+    def windows(self) -> MelWindows:
+        """The speech's own windows (built once; ``batch`` slices them)."""
+        return MelWindows(self.mel, self.fps)
+
     @property
     def audio_windows(self) -> int:
-        return len(MelWindows(self.mel, self.fps))
+        return len(self.windows)
 
     def source_frame(self, index: int) -> int:
         return source_frame(index, self.video_frames, self.mode) if self.video_frames else index
 
     def batch(self, indices: range | list[int]) -> np.ndarray:
-        """Mel windows ``[n, 80, 16]`` of output frames ``indices``."""
-        windows = MelWindows(self.mel, self.fps)
+        """Mel windows ``[n, 80, 16]`` of output frames ``indices``; past the end of the speech, silence."""
+        windows = self.windows
         silence = np.full((self.mel.shape[0], MEL_WINDOW), SILENCE_LEVEL, dtype=np.float32)
         return np.stack([windows.window(index) if index < len(windows) else silence for index in indices]).astype(np.float32, copy=False)
 

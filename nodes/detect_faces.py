@@ -9,18 +9,19 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.defaults import DEFAULT_MAX_GAP
+from ..lipsync.defaults import DEFAULT_DETECTION_BATCH, DEFAULT_MAX_GAP
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
-from ..lipsync.faces.sparse import wrap_detection
-from ..lipsync.faces.stream import BEST, FACE_CHOICES, track_faces
+from ..lipsync.faces.locate import FaceLocator, LocateOptions
+from ..lipsync.faces.stream import BEST, FACE_CHOICES
 from ..lipsync.faces.track import FaceTrack, Pads
-from ..lipsync.faces.track import fixed_box as validated_box
 from .comfy_glue import Progress, image_array, load_to_device, to_uint8
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket
 from .status import face_status
 
 logger = logging.getLogger(__name__)
+PADS = Pads()  # the engine's default padding, offered by every node with pads
+NO_DETECTOR = "Connect a face detector (Load Face Detector) or give a fixed_box."
 
 
 def parse_box(text: str) -> tuple[int, int, int, int] | None:
@@ -62,16 +63,18 @@ class DetectFaces(io.ComfyNode):
             inputs=[
                 io.Image.Input("frames", tooltip="Video frames (or one image)."),
                 FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; not needed with a fixed box."),
-                io.Int.Input("pad_top", default=0, min=-512, max=512, tooltip="Pixels added above the face."),
-                io.Int.Input("pad_bottom", default=10, min=-512, max=512, tooltip="Pixels added below the face; keep the chin in."),
-                io.Int.Input("pad_left", default=0, min=-512, max=512, tooltip="Pixels added left of the face."),
-                io.Int.Input("pad_right", default=0, min=-512, max=512, tooltip="Pixels added right of the face."),
+                io.Int.Input("pad_top", default=PADS.top, min=-512, max=512, tooltip="Pixels added above the face."),
+                io.Int.Input("pad_bottom", default=PADS.bottom, min=-512, max=512,
+                             tooltip="Pixels added below the face; keep the chin in."),
+                io.Int.Input("pad_left", default=PADS.left, min=-512, max=512, tooltip="Pixels added left of the face."),
+                io.Int.Input("pad_right", default=PADS.right, min=-512, max=512, tooltip="Pixels added right of the face."),
                 io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST,
                                tooltip="Which face when several: best score (reference, per frame), or largest / from the left / "
                                        "closest to centre, then followed across frames by overlap."),
                 io.Int.Input("face_index", default=0, min=0, max=32, tooltip="With 'left to right': 0 is the leftmost face."),
-                io.Int.Input("batch_size", default=16, min=1, max=256, tooltip="Frames per detection batch; halved on out-of-memory."),
+                io.Int.Input("batch_size", default=DEFAULT_DETECTION_BATCH, min=1, max=256,
+                             tooltip="Frames per detection batch; halved on out-of-memory."),
                 io.Int.Input("detect_every", default=1, min=1, max=30,
                              tooltip="Detect on every Nth frame, interpolating boxes between (about N times faster). 1 = every frame."),
                 io.String.Input("fixed_box", default="",
@@ -95,39 +98,29 @@ class DetectFaces(io.ComfyNode):
         face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None,
         max_gap: int = DEFAULT_MAX_GAP, detect_every: int = 1,
     ) -> io.NodeOutput:  # fmt: skip
-        track = face_track(
-            frames, Pads(pad_top, pad_bottom, pad_left, pad_right), smooth=smooth, face_choice=face_choice, face_index=face_index,
-            batch_size=batch_size, fixed_box=fixed_box, face_detector=face_detector, max_gap=max_gap, detect_every=detect_every,
+        options = LocateOptions(
+            box=parse_box(fixed_box), pads=Pads(pad_top, pad_bottom, pad_left, pad_right), smooth=smooth, face_choice=face_choice,
+            face_index=face_index, max_gap=max_gap, detect_every=detect_every, batch_size=batch_size,
         )  # fmt: skip
+        track = face_track(frames, options, face_detector)
         return io.NodeOutput(track, track.frames_without_face, ui=face_status(track, "Detect Faces"))
 
 
-def face_track(
-    frames: torch.Tensor, pads: Pads, *, smooth: bool, face_choice: str, face_index: int, batch_size: int, fixed_box: str,
-    face_detector: DetectorSpec | None, max_gap: int, detect_every: int, cache_dir: str | None = None,
-) -> FaceTrack:  # fmt: skip
-    """The face track of an IMAGE batch: the fixed box in every frame, or detected and smoothed boxes.
-
-    ``cache_dir``: reuse detections cached there for the same frames and settings (the all-in-one node's option).
-    """
+def face_track(frames: torch.Tensor, options: LocateOptions, face_detector: DetectorSpec | None) -> FaceTrack:
+    """The face track of an IMAGE batch: the engine's face locator (fixed box, or detection as ``options`` say)."""
     pixels = image_array(frames)
     count, height, width = pixels.shape[:3]
-    box = parse_box(fixed_box)
-    if box is not None:
-        return FaceTrack.identity(height, width, [validated_box(box, height, width)] * count)
-    if face_detector is None:
-        raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
-    detector = wrap_detection(make_detector(face_detector, batch_size), detect_every, cache_dir)
+    detector = make_detector(face_detector, options.batch_size) if face_detector is not None and not options.fixed else None
+    locator = FaceLocator(options, detector, no_detector=NO_DETECTOR)
     progress = Progress(count)
 
-    def uint8_frames() -> Iterator[np.ndarray]:
+    def uint8_frames() -> Iterator[np.ndarray]:  # converted only when the locator reads them (detection)
         for index in range(count):
-            if index % batch_size == 0 and index:
-                progress.advance(batch_size)
+            if index % options.batch_size == 0 and index:
+                progress.advance(options.batch_size)
             yield to_uint8(pixels[index])
 
-    tracked = track_faces(uint8_frames(), detector, pads, smooth, batch_size, face_choice, face_index, max_gap)
-    track = FaceTrack.identity(height, width, [found for _, found in tracked])
+    track = FaceTrack.identity(height, width, locator.boxes(uint8_frames(), count, (height, width)))
     progress.advance(count - progress.done)
     if track.frames_without_face:
         logger.warning("no face in %d of %d frames; they will be passed through", track.frames_without_face, count)

@@ -7,9 +7,10 @@ from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions
-from ..lipsync.defaults import DEFAULT_GENERATION_BATCH, DEFAULT_MAX_GAP, DEFAULT_RESTORE_STRENGTH
+from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
 from ..lipsync.engine import lipsync_chunk
 from ..lipsync.faces.cache import default_cache_dir
+from ..lipsync.faces.locate import LocateOptions
 from ..lipsync.faces.stream import BEST, FACE_CHOICES
 from ..lipsync.faces.track import Pads
 from ..lipsync.generate import Wav2LipGenerator
@@ -17,7 +18,7 @@ from ..lipsync.timeline import LENGTH_MODES, LOOP
 from .audio_to_mel import speech_windows
 from .comfy_glue import Progress, chunks, load_to_device, output_image
 from .crop_faces import align_track
-from .detect_faces import face_track, fixed_box_problem
+from .detect_faces import PADS, face_track, fixed_box_problem, parse_box
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 from .status import face_status, log_cpu_restore_estimate
@@ -36,12 +37,13 @@ class LipSyncAllInOne(io.ComfyNode):
             inputs=[
                 io.Image.Input("frames", tooltip="Video frames, or one image for a talking still."),
                 io.Audio.Input("audio", tooltip="The speech."),
-                io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001, tooltip="Frame rate of the frames."),
+                io.Float.Input("fps", default=DEFAULT_FPS, min=1.0, max=240.0, step=0.001, tooltip="Frame rate of the frames."),
                 Wav2LipModel.Input("wav2lip_model", tooltip="From Load Wav2Lip Model."),
                 FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; not needed with a fixed box."),
                 io.Combo.Input("length_mode", options=list(LENGTH_MODES), default=LOOP,
                                tooltip="How speech and video lengths are matched (see Audio to Mel Windows)."),
-                io.Int.Input("pad_bottom", default=10, min=-512, max=512, tooltip="Pixels added below the face; keep the chin in."),
+                io.Int.Input("pad_bottom", default=PADS.bottom, min=-512, max=512,
+                             tooltip="Pixels added below the face; keep the chin in."),
                 io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST, tooltip="Which face when several."),
                 io.Int.Input("batch_size", default=DEFAULT_GENERATION_BATCH, min=1, max=1024, tooltip="Faces per generation batch."),
@@ -75,11 +77,11 @@ class LipSyncAllInOne(io.ComfyNode):
         restore_strength: float = DEFAULT_RESTORE_STRENGTH,
     ) -> io.NodeOutput:  # fmt: skip
         speech, matched_audio = speech_windows(audio, fps, length_mode, int(frames.shape[0]))
-        track = face_track(
-            frames, Pads(bottom=pad_bottom), smooth=smooth, face_choice=face_choice, face_index=0, batch_size=16,
-            fixed_box=fixed_box, face_detector=face_detector, max_gap=DEFAULT_MAX_GAP, detect_every=detect_every,
-            cache_dir=str(default_cache_dir()) if cache_detections else None,
+        locate = LocateOptions(
+            box=parse_box(fixed_box), pads=Pads(bottom=pad_bottom), smooth=smooth, face_choice=face_choice, detect_every=detect_every,
+            cache_dir=default_cache_dir() if cache_detections else None,
         )  # fmt: skip
+        track = face_track(frames, locate, face_detector)
         track = align_track(track, speech)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
             model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)

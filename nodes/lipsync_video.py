@@ -32,7 +32,7 @@ from ..lipsync.generate import Wav2LipGenerator
 from ..lipsync.media import FrameSource, FrameTransform
 from ..lipsync.pipeline import FILE_LENGTH_MODES, MISSING_FACE_MODES, LipSyncOptions, lipsync_file
 from .comfy_glue import image_array, load_to_device
-from .detect_faces import fixed_box_problem, make_detector, parse_box
+from .detect_faces import NO_DETECTOR, fixed_box_problem, make_detector, parse_box
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 
@@ -190,21 +190,20 @@ class LipSyncVideo(io.ComfyNode):
         paste_mode: str, mask_size: float, mask_feather: float, mask_offset: float, colour_match: bool, restore_strength: float,
         codeformer_fidelity: float, crf: int, face_detector: DetectorSpec | None = None, face_restorer: RestorerSpec | None = None,
     ) -> io.NodeOutput:  # fmt: skip
-        box = parse_box(fixed_box)
-        if box is None and face_detector is None:
-            raise ValueError("Connect a face detector (Load Face Detector) or give a fixed_box.")
         options = LipSyncOptions(
-            pads=Pads(pad_top, pad_bottom, pad_left, pad_right), box=box, smooth=smooth, static=static,
+            pads=Pads(pad_top, pad_bottom, pad_left, pad_right), box=parse_box(fixed_box), smooth=smooth, static=static,
             transform=FrameTransform(resize_factor, rotate, parse_crop(crop)), face_det_batch_size=detection_batch_size,
             wav2lip_batch_size=batch_size, on_missing_face=on_missing_face, face_choice=face_choice, face_index=face_index, crf=crf,
             detect_every=detect_every, detection_cache=default_cache_dir() if cache_detections else None, max_gap=max_gap,
             length_mode=length_mode, paste=PasteOptions(paste_mode, mask_size, mask_feather, mask_offset, colour_match),
             restore_strength=restore_strength, codeformer_fidelity=codeformer_fidelity,
         )  # fmt: skip
+        if not options.locate.fixed and face_detector is None:  # before any model is loaded or file copied
+            raise ValueError(NO_DETECTOR)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
             model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
         generator = Wav2LipGenerator(wav2lip_model.model, device=load_to_device(wav2lip_model), batch_size=batch_size, optimize=False)
-        detector = make_detector(face_detector, detection_batch_size) if box is None else None
+        detector = make_detector(face_detector, detection_batch_size) if not options.locate.fixed else None
         restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
         output = Path(folder_paths.get_temp_directory()) / f"lipsync_{uuid.uuid4().hex[:12]}.mp4"
         with face_source(video, options.transform) as face:

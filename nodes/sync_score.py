@@ -10,6 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.audio import to_model_rate
+from ..lipsync.defaults import DEFAULT_DETECTION_BATCH
 from ..lipsync.sync.crops import ANALYSIS_FPS, resample_indices
 from ..lipsync.sync.plot import plot_scores
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
@@ -20,7 +21,7 @@ from .detect_faces import fixed_box_problem, make_detector, parse_box
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, SyncNetModel, SyncNetSpec
 
 logger = logging.getLogger(__name__)
-DETECTION_BATCH = 16
+DETECTION_BATCH = DEFAULT_DETECTION_BATCH
 
 
 class _ScoreProgress:
@@ -55,11 +56,7 @@ def score_images(
     boxes = None
     if input_kind == FULL_FRAMES:
         box = parse_box(fixed_box)
-        detector = None
-        if box is None:
-            if face_detector is None:
-                raise ValueError("Full frames need a face detector (Load Face Detector) or a fixed_box; or pick 'face crops'.")
-            detector = make_detector(face_detector, DETECTION_BATCH)
+        detector = make_detector(face_detector, DETECTION_BATCH) if box is None and face_detector is not None else None
         progress = Progress(len(indices))
 
         def detection_frames():
@@ -68,7 +65,10 @@ def score_images(
                     progress.advance(DETECTION_BATCH)
                 yield to_uint8(pixels[index])
 
-        boxes = face_boxes(detection_frames(), len(indices), (height, width), detector, box, DETECTION_BATCH)
+        boxes = face_boxes(
+            detection_frames(), len(indices), (height, width), detector, box, DETECTION_BATCH,
+            no_detector="Full frames need a face detector (Load Face Detector) or a fixed_box; or pick 'face crops'.",
+        )  # fmt: skip
     device = load_to_device(syncnet.patcher)
     scorer = make_scorer(syncnet.architecture, syncnet.patcher.model, device, batch_size)
     return score_frames(

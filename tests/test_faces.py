@@ -121,7 +121,8 @@ def test_tracker_streams_in_order_with_bounded_buffer() -> None:
 
     yielded = 0
     boxes = []
-    for frame, box in track_faces(frames(), ListDetector(detections), Pads(0, 0, 0, 0), smooth=False, batch_size=batch):
+    tracked = track_faces(frames(), ListDetector(detections), Pads(0, 0, 0, 0), smooth=False, batch_size=batch, max_gap=0)
+    for frame, box in tracked:
         assert frame[0, 0, 0] == yielded
         assert pulled - yielded <= batch + 4
         yielded += 1

@@ -172,8 +172,11 @@ def test_frames_without_face_pass_through_or_stop(tmp_path) -> None:
     video = index_video(tmp_path, 10)
     speech = write_audio(tmp_path / "speech.wav", speechlike(0.5), 16000)
     generator = Wav2LipGenerator(TinyGenerator())
-    report = lipsync_file(video, speech, tmp_path / "kept.mp4", generator, EveryOtherFrame(), LipSyncOptions(smooth=False))
+    reference = LipSyncOptions(smooth=False, max_gap=0)  # the reference: no gap filling
+    report = lipsync_file(video, speech, tmp_path / "kept.mp4", generator, EveryOtherFrame(), reference)
     assert report.frames == 10 and report.frames_without_face == 5
+    filled = lipsync_file(video, speech, tmp_path / "filled.mp4", generator, EveryOtherFrame(), LipSyncOptions(smooth=False))
+    assert filled.frames == 10 and filled.frames_without_face == 1  # the default fills the one-frame gaps; the last has no face after it
     with pytest.raises(NoFaceError, match="output frame 1"):
         lipsync_file(
             video,
@@ -181,7 +184,7 @@ def test_frames_without_face_pass_through_or_stop(tmp_path) -> None:
             tmp_path / "stopped.mp4",
             generator,
             EveryOtherFrame(),
-            LipSyncOptions(smooth=False, on_missing_face="error"),
+            LipSyncOptions(smooth=False, max_gap=0, on_missing_face="error"),
         )
     assert not (tmp_path / "stopped.mp4").exists()
 

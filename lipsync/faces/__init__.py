@@ -13,6 +13,8 @@ _SOURCES = {
     "FaceDetector": ".detector",
     "S3FDDetector": ".detector",
     "nms": ".detector",
+    "FaceLocator": ".locate",
+    "LocateOptions": ".locate",
     "first_face_box": ".stream",
     "track_faces": ".stream",
     **dict.fromkeys(
@@ -26,8 +28,10 @@ __all__ = [
     "BoxSmoother",
     "CropGeometry",
     "FaceDetector",
+    "FaceLocator",
     "FaceTrack",
     "GapFiller",
+    "LocateOptions",
     "Pads",
     "S3FDDetector",
     "box_iou",
@@ -41,6 +45,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .detector import FaceDetector, S3FDDetector, nms
+    from .locate import FaceLocator, LocateOptions
     from .stream import first_face_box, track_faces
     from .track import Box, BoxSmoother, CropGeometry, FaceTrack, GapFiller, Pads, box_iou, fixed_box, padded_box, smooth_boxes
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_MAX_GAP
 from ..errors import NoFaceError
 from .track import Box, BoxSmoother, GapFiller, Pads, box_iou, padded_box
 
@@ -94,10 +95,10 @@ def track_faces(
     detector: FaceDetector,
     pads: Pads = DEFAULT_PADS,
     smooth: bool = True,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_DETECTION_BATCH,
     choice: str = BEST,
     index: int = 0,
-    max_gap: int = 0,
+    max_gap: int = DEFAULT_MAX_GAP,
 ) -> Iterator[tuple[np.ndarray, Box | None]]:
     """Yield ``(frame, box)`` in order: detection in batches, identity kept by overlap, gaps of at most
     ``max_gap`` frames interpolated, then smoothing, which looks 4 frames ahead.

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from ..faces.detector import FaceDetector
-from ..faces.stream import BEST, DEFAULT_PADS, choose_face
+from ..faces.locate import RawBox
+from ..faces.stream import DEFAULT_PADS
 from ..faces.track import Pads, padded_box, smooth_boxes
 from .crops import cut_v2_crop, expert_crop, fill_missing_boxes, v2_crop_windows
 
@@ -21,30 +21,6 @@ FULL_FRAMES = "full frames"
 FACE_CROPS = "face crops"
 SYNCNET_CROPS = "syncnet_v2 crops (as is)"
 INPUT_KINDS = (FULL_FRAMES, FACE_CROPS, SYNCNET_CROPS)
-
-RawBox = tuple[float, float, float, float]
-
-
-def detect_face_boxes(
-    frames: Iterable[np.ndarray], detector: FaceDetector, batch_size: int = 16, choice: str = BEST, index: int = 0
-) -> list[RawBox | None]:
-    """The chosen face's detected box (floats, no padding) in each RGB uint8 frame; ``None`` where there is none."""
-    boxes: list[RawBox | None] = []
-    batch: list[np.ndarray] = []
-
-    def run() -> None:
-        for detections in detector.detect(batch):
-            found = choose_face(detections, choice, index)
-            boxes.append(None if found is None else tuple(float(value) for value in found[:4]))
-        batch.clear()
-
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) >= batch_size:
-            run()
-    if batch:
-        run()
-    return boxes
 
 
 def iter_frames_at(frames: Iterable[np.ndarray], indices: Sequence[int]) -> Iterator[np.ndarray]:

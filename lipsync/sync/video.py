@@ -13,17 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import load_audio
+from ..defaults import DEFAULT_DETECTION_BATCH
 from ..errors import MediaError
 from ..faces.detector import FaceDetector
+from ..faces.locate import FaceLocator, LocateOptions, RawBox
 from ..faces.stream import BEST, DEFAULT_PADS
-from ..faces.track import Pads, fixed_box
+from ..faces.track import Pads
 from ..media import open_frame_source
 from .crops import resample_indices
 from .offsets import DEFAULT_VSHIFT
-from .prepare import FULL_FRAMES, RawBox, detect_face_boxes, iter_frames_at, scorer_crops
+from .prepare import FULL_FRAMES, iter_frames_at, scorer_crops
 from .scorers import ProgressCallback, SyncScore, SyncScorer
 
 logger = logging.getLogger(__name__)
+NO_DETECTOR = "Full frames need a face detector or a fixed box."
 
 
 def face_boxes(
@@ -32,16 +35,15 @@ def face_boxes(
     frame_size: tuple[int, int],
     detector: FaceDetector | None,
     box: tuple[int, int, int, int] | None,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_DETECTION_BATCH,
     choice: str = BEST,
+    *,
+    no_detector: str = NO_DETECTOR,
 ) -> list[RawBox | None]:
-    """One raw face box per frame: the fixed ``box`` (top, bottom, left, right), or detections."""
-    if box is not None:
-        x1, y1, x2, y2 = fixed_box(box, *frame_size)
-        return [(float(x1), float(y1), float(x2), float(y2))] * count
-    if detector is None:
-        raise ValueError("Full frames need a face detector or a fixed box.")
-    boxes = detect_face_boxes(frames, detector, batch_size, choice)
+    """One raw face box per frame, from the engine's face locator: the fixed ``box`` (top, bottom, left, right; then
+    ``frames`` is not read), or the chosen detection (no padding, smoothing or gap filling: the scorers cut their own)."""
+    options = LocateOptions(box=box, face_choice=choice, batch_size=batch_size)
+    boxes = FaceLocator(options, detector, no_detector=no_detector).raw_boxes(frames, count, frame_size)
     missing = sum(found is None for found in boxes)
     if missing:
         logger.warning("no face in %d of %d frames; their boxes are interpolated", missing, len(boxes))
@@ -77,7 +79,7 @@ def score_video_file(
     input_kind: str = FULL_FRAMES,
     pads: Pads = DEFAULT_PADS,
     vshift: int = DEFAULT_VSHIFT,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_DETECTION_BATCH,
     on_progress: ProgressCallback | None = None,
 ) -> list[SyncScore]:
     """Score ``video`` against ``audio`` (default: the video's own sound track) with each scorer."""

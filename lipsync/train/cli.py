@@ -97,14 +97,14 @@ def _preprocess(args: argparse.Namespace) -> int:
     from ..faces.track import Pads
     from .preprocess import PreprocessOptions, preprocess_folder
 
+    options = PreprocessOptions(pads=Pads(*args.pads), smooth=not args.nosmooth, box=tuple(args.box) if args.box else None,
+                                crop_size=args.crop_size, batch_size=args.batch_size)  # fmt: skip
     detector = None
-    if args.box is None:
+    if not options.locate.fixed:  # a fixed box needs no detector (nor its weights)
         from ..device import pick_device
         from ..faces.choice import build_detector
 
         detector = build_detector(args.detector, args.s3fd, pick_device(args.device), args.det_max_side, args.batch_size)
-    options = PreprocessOptions(pads=Pads(*args.pads), smooth=not args.nosmooth, box=tuple(args.box) if args.box else None,
-                                crop_size=args.crop_size, batch_size=args.batch_size)  # fmt: skip
     report = preprocess_folder(args.videos_dir, args.out_dir, detector, options)
     for name in report.no_face:
         logger.warning("no face: %s", name)

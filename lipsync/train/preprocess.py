@@ -26,10 +26,11 @@ import cv2
 import numpy as np
 
 from ..audio import SAMPLE_RATE, decode_audio, melspectrogram, to_model_rate
+from ..defaults import DEFAULT_DETECTION_BATCH
 from ..errors import LipSyncError
 from ..faces.detector import FaceDetector
-from ..faces.stream import track_faces
-from ..faces.track import Box, Pads, fixed_box
+from ..faces.locate import FaceLocator, LocateOptions
+from ..faces.track import Box, Pads
 from ..generate import crop_faces
 from ..media import iter_video_frames, open_frame_source
 
@@ -51,7 +52,13 @@ class PreprocessOptions:
     smooth: bool = True
     box: tuple[int, int, int, int] | None = None
     crop_size: int = 0  # 0: keep each crop's own size (the reference); else resize to crop_size x crop_size
-    batch_size: int = 16
+    batch_size: int = DEFAULT_DETECTION_BATCH
+
+    @property
+    def locate(self) -> LocateOptions:
+        """The face locator's settings. Training crops are real detections only: no gap filling (the reference drops
+        frames without a face), best-scoring face, every frame detected, no cache."""
+        return LocateOptions(box=self.box, pads=self.pads, smooth=self.smooth, max_gap=0, batch_size=self.batch_size)
 
 
 @dataclass
@@ -90,8 +97,7 @@ def preprocess_folder(
     videos = find_videos(videos_dir)
     if not videos:
         raise LipSyncError(f"No videos ({', '.join(sorted(VIDEO_SUFFIXES))}) found under '{videos_dir}'.")
-    if detector is None and options.box is None:
-        raise ValueError("preprocess needs a face detector or a fixed box")
+    locator = FaceLocator(options.locate, detector, no_detector="preprocess needs a face detector or a fixed box")
     from tqdm import tqdm
 
     report = PreprocessReport()
@@ -102,7 +108,7 @@ def preprocess_folder(
             report.already_done.append(name)
             continue
         try:
-            faces = preprocess_clip(video, clip_dir, detector, options)
+            faces = preprocess_clip(video, clip_dir, locator, options)
         except LipSyncError as error:  # one bad clip must not stop the others
             shutil.rmtree(clip_dir, ignore_errors=True)
             report.failed[name] = str(error)
@@ -121,7 +127,7 @@ def preprocess_folder(
     return report
 
 
-def preprocess_clip(video: Path, clip_dir: Path, detector: FaceDetector | None, options: PreprocessOptions) -> int:
+def preprocess_clip(video: Path, clip_dir: Path, locator: FaceLocator, options: PreprocessOptions) -> int:
     """Write one clip's crops, audio and mel; returns the number of face crops (0: nothing kept)."""
     if clip_dir.exists():  # a run stopped half-way: start the clip again
         shutil.rmtree(clip_dir)
@@ -133,7 +139,7 @@ def preprocess_clip(video: Path, clip_dir: Path, detector: FaceDetector | None, 
     frames = resample_frames(iter_video_frames(video), source.fps)
     faces = 0
     total = 0
-    for index, (frame, box) in enumerate(_boxes(frames, detector, options, source.height, source.width)):
+    for index, (frame, box) in enumerate(locator.track(frames)):
         total += 1
         if box is None:
             continue
@@ -149,15 +155,6 @@ def preprocess_clip(video: Path, clip_dir: Path, detector: FaceDetector | None, 
     marker = {"frames": total, "faces": faces, "fps": FPS, "source_fps": source.fps, "mel_columns": int(mel.shape[1])}
     (clip_dir / MARKER).write_text(json.dumps(marker))
     return faces
-
-
-def _boxes(
-    frames: Iterator[np.ndarray], detector: FaceDetector | None, options: PreprocessOptions, height: int, width: int
-) -> Iterator[tuple[np.ndarray, Box | None]]:
-    if options.box is not None:
-        box = fixed_box(options.box, height, width)
-        return ((frame, box) for frame in frames)
-    return track_faces(frames, detector, options.pads, options.smooth, options.batch_size)
 
 
 def _crop(frame: np.ndarray, box: Box) -> np.ndarray:
