@@ -14,6 +14,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from .defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
 from .faces.track import Box
 from .generate import paste_faces
 
@@ -39,9 +40,9 @@ class PasteOptions:
     """
 
     mode: str = BOX
-    mask_size: float = 1.0
-    feather: float = 0.35
-    vertical_offset: float = 0.0
+    mask_size: float = DEFAULT_MASK_SIZE
+    feather: float = DEFAULT_MASK_FEATHER
+    vertical_offset: float = DEFAULT_MASK_OFFSET
     colour_match: bool = False
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,12 +28,27 @@ from .cli_checks import (
     check_output,
     signals_cancel,
 )
-from .defaults import DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
+from .defaults import (
+    DEFAULT_CODEFORMER_FIDELITY,
+    DEFAULT_CRF,
+    DEFAULT_DETECTION_BATCH,
+    DEFAULT_DETECTION_MAX_SIDE,
+    DEFAULT_FPS,
+    DEFAULT_GENERATION_BATCH,
+    DEFAULT_MASK_FEATHER,
+    DEFAULT_MASK_OFFSET,
+    DEFAULT_MASK_SIZE,
+    DEFAULT_MAX_GAP,
+    DEFAULT_RESTORE_STRENGTH,
+)
 from .device import PRECISIONS
 from .encode import ENCODERS
 from .errors import Cancelled, LipSyncError, MediaError, OptionError
 from .faces.choice import DETECTORS
 from .faces.stream import BEST, FACE_CHOICES, LEFT_TO_RIGHT
+from .faces.track import Pads
+from .media import FrameTransform
+from .timeline import LENGTH_MODES, LOOP
 
 if TYPE_CHECKING:
     import torch
@@ -63,25 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-o", "--outfile", default="results/result_voice.mp4", help="output video (mp4, H.264 + AAC)")
     parser.add_argument("--static", action="store_true", help="use only the first video frame")
-    parser.add_argument("--fps", type=float, default=25.0, help=f"frame rate when --face is an image (at most {MAX_FPS:g})")
+    parser.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"frame rate when --face is an image (at most {MAX_FPS:g})")
     parser.add_argument(
         "--pads",
         nargs=4,
         type=int,
-        default=[0, 10, 0, 0],
+        default=list(astuple(Pads())),
         metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
         help="pixels added around the detected face; include the chin",
     )
-    parser.add_argument("--face-det-batch-size", "--face_det_batch_size", type=int, default=16, help="frames per detection batch")
+    parser.add_argument(
+        "--face-det-batch-size", "--face_det_batch_size", type=int, default=DEFAULT_DETECTION_BATCH, help="frames per detection batch"
+    )
     parser.add_argument(
         "--wav2lip-batch-size", "--wav2lip_batch_size", type=int, default=DEFAULT_GENERATION_BATCH, help="faces per generation batch"
     )
-    parser.add_argument("--resize-factor", "--resize_factor", type=int, default=1, help="divide the frame size by this first")
+    parser.add_argument(
+        "--resize-factor", "--resize_factor", type=int, default=FrameTransform().resize_factor, help="divide the frame size by this first"
+    )
     parser.add_argument(
         "--crop",
         nargs=4,
         type=int,
-        default=[0, -1, 0, -1],
+        default=list(FrameTransform().crop),
         metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
         help="crop the frame after resizing; -1 means the frame edge",
     )
@@ -98,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--det-max-side",
         type=int,
-        default=640,
+        default=DEFAULT_DETECTION_MAX_SIDE,
         help="detect faces on a copy downscaled to this longest side (0: full resolution, as the reference)",
     )
     parser.add_argument(
@@ -135,18 +154,28 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="decode + detect and encode in background threads while generating; auto = on with a GPU",
     )
-    parser.add_argument("--max-gap", type=int, default=0, help="interpolate the face box over gaps of up to this many face-less frames")
+    parser.add_argument(
+        "--max-gap",
+        type=int,
+        default=DEFAULT_MAX_GAP,
+        help=f"interpolate the face box over gaps of up to this many face-less frames (default {DEFAULT_MAX_GAP}; "
+        "0: the reference, every face-less frame is passed through or, with --on-missing-face error, stops the run)",
+    )
     parser.add_argument(
         "--length-mode",
-        choices=("loop video", "ping-pong video", "trim to shorter", "fit audio to video"),
-        default="loop video",
+        choices=LENGTH_MODES,
+        default=str(LOOP),
         help="a video shorter than the speech: loop it (reference), ping-pong it, or stop with the video; "
         "or 'fit audio to video': the video sets the length, the speech is cut or padded with silence",
     )
     parser.add_argument("--paste-mode", choices=("box", "mouth mask"), default="box", help="box (reference) or a feathered mouth mask")
-    parser.add_argument("--mask-size", type=float, default=1.0, help="mouth mask size (1 = nose tip to chin)")
-    parser.add_argument("--mask-feather", type=float, default=0.35, help="soft edge of the mask, fraction of its radius (0..1)")
-    parser.add_argument("--mask-offset", type=float, default=0.0, help="move the mask down (+) or up (-), fraction of the box")
+    parser.add_argument("--mask-size", type=float, default=DEFAULT_MASK_SIZE, help="mouth mask size (1 = nose tip to chin)")
+    parser.add_argument(
+        "--mask-feather", type=float, default=DEFAULT_MASK_FEATHER, help="soft edge of the mask, fraction of its radius (0..1)"
+    )
+    parser.add_argument(
+        "--mask-offset", type=float, default=DEFAULT_MASK_OFFSET, help="move the mask down (+) or up (-), fraction of the box"
+    )
     parser.add_argument("--colour-match", action="store_true", help="match the generated face's colours to the original")
     parser.add_argument(
         "--restorer", help="face restorer weights: GFPGANv1.3/1.4.pth, RestoreFormer.pth, codeformer.pth or GPEN-BFR-512.pth (-256, -1024)"
@@ -154,9 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--restore-strength", type=float, default=DEFAULT_RESTORE_STRENGTH, help="how much of the restored mouth region is used (0..1)"
     )
-    parser.add_argument("--codeformer-fidelity", type=float, default=0.5, help="CodeFormer weight: 0 = most restoration, 1 = most faithful")
+    parser.add_argument(
+        "--codeformer-fidelity",
+        type=float,
+        default=DEFAULT_CODEFORMER_FIDELITY,
+        help="CodeFormer weight: 0 = most restoration, 1 = most faithful",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    parser.add_argument("--crf", type=int, default=18, help="H.264 quality 0..51 (lower is better, 18 is visually lossless)")
+    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help="H.264 quality 0..51 (lower is better, 18 is visually lossless)")
     parser.add_argument(
         "--encoder",
         choices=ENCODERS,

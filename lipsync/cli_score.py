@@ -10,11 +10,14 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli_checks import AT_LEAST_0, AT_LEAST_1, check_bounds, check_output
+from .defaults import DEFAULT_DETECTION_MAX_SIDE, DEFAULT_VSHIFT
 from .errors import LipSyncError, OutputError
+from .faces.track import Pads
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,12 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
         "syncnet-crops: already cut for syncnet_v2 (syncnet_python's 224x224 face tracks, e.g. its data/example.avi)",
     )
     parser.add_argument(
-        "--pads", nargs=4, type=int, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+        "--pads", nargs=4, type=int, default=list(astuple(Pads())), metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
         help="face box padding for the expert SyncNet's crops (Wav2Lip's default)",
     )  # fmt: skip
-    parser.add_argument("--vshift", type=int, default=15, help="search offsets -VSHIFT..+VSHIFT frames (syncnet_python: 15)")
+    parser.add_argument("--vshift", type=int, default=DEFAULT_VSHIFT, help="search offsets -VSHIFT..+VSHIFT frames (syncnet_python: 15)")
     parser.add_argument("--batch-size", type=int, default=20, help="windows per forward pass")
-    parser.add_argument("--det-max-side", type=int, default=640, help="detect faces on a copy downscaled to this longest side")
+    parser.add_argument(
+        "--det-max-side", type=int, default=DEFAULT_DETECTION_MAX_SIDE, help="detect faces on a copy downscaled to this longest side"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--json", help="also write the figures (per-window values included) to this JSON file")
     parser.add_argument("--plot", help="also draw the per-window scores to this image file (png)")
@@ -92,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .device import pick_device
-    from .faces.track import Pads
     from .sync.scorers import SyncScorer
     from .sync.video import score_video_file
 

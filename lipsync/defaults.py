@@ -11,3 +11,8 @@ DEFAULT_DETECTION_MAX_SIDE = 640  # faces are detected on a copy downscaled to t
 DEFAULT_FPS = 25.0  # frame rate of a still image's output, and of IMAGE frames when none is given
 DEFAULT_CRF = 18  # H.264 quality of the written video (18 looks lossless)
 DEFAULT_CODEFORMER_FIDELITY = 0.5  # CodeFormer: 0 = strongest restoration, 1 = closest to the input
+# Mouth-mask paste-back: ellipse size (1 = nose tip to chin), soft edge (fraction of its radius), shift (box heights).
+DEFAULT_MASK_SIZE = 1.0
+DEFAULT_MASK_FEATHER = 0.35
+DEFAULT_MASK_OFFSET = 0.0
+DEFAULT_VSHIFT = 15  # sync scoring searches audio-video offsets -15..+15 frames (syncnet_python's)

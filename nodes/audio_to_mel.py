@@ -8,6 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.audio import melspectrogram, to_model_rate
+from ..lipsync.defaults import DEFAULT_FPS
 from ..lipsync.timeline import LENGTH_MODES, LOOP, SpeechWindows
 from .sockets import CATEGORY, SpeechWindowsSocket
 
@@ -35,7 +36,7 @@ class AudioToMelWindows(io.ComfyNode):
             inputs=[
                 io.Audio.Input("audio", tooltip="The speech to lip-sync to (any sample rate; channels are mixed to mono; "
                                "of a batch of clips the first is used)."),
-                io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001,
+                io.Float.Input("fps", default=DEFAULT_FPS, min=1.0, max=240.0, step=0.001,
                                tooltip="Frame rate of the video (GetVideoComponents gives it)."),
                 io.Combo.Input("length_mode", options=list(LENGTH_MODES), default=LOOP,
                                tooltip="loop / ping-pong video: the speech sets the length and the video repeats (loop is the "

@@ -7,6 +7,7 @@ import logging
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_VSHIFT
 from ..lipsync.sync.crops import ANALYSIS_FPS
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
 from ..lipsync.sync.shift import shift_samples
@@ -36,12 +37,12 @@ class AutoOffset(io.ComfyNode):
             inputs=[
                 io.Image.Input("frames", tooltip="Video frames whose mouth moves with the speech (or face crops)."),
                 io.Audio.Input("audio", tooltip="The speech to align."),
-                io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001, tooltip="Frame rate of the frames."),
+                io.Float.Input("fps", default=DEFAULT_FPS, min=1.0, max=240.0, step=0.001, tooltip="Frame rate of the frames."),
                 SyncNetModel.Input("syncnet", tooltip="From Load SyncNet (syncnet_v2.model is the usual choice)."),
                 io.Combo.Input("input_kind", options=list(INPUT_KINDS), default=FULL_FRAMES, tooltip="As in Sync Score."),
                 FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; full frames, no fixed box."),
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right' face box: no detection."),
-                io.Int.Input("max_offset", default=15, min=0, max=100, tooltip="Largest shift searched, in frames at 25 fps."),
+                io.Int.Input("max_offset", default=DEFAULT_VSHIFT, min=0, max=100, tooltip="Largest shift searched, in frames at 25 fps."),
                 io.Float.Input("min_confidence", default=0.0, min=0.0, max=100.0, step=0.1,
                                tooltip="Leave the audio as it is unless the confidence reaches this (LSE-C for syncnet_v2; try 3)."),
                 io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Windows per forward pass."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 from torch import nn
 
+from ..lipsync.defaults import DEFAULT_DETECTION_MAX_SIDE
 from ..lipsync.models.fuse import fold_batchnorm
 from .comfy_glue import check_model_name, load_weights, model_files, patch, register_model_folders
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, Wav2LipModel
@@ -58,7 +59,7 @@ class LoadFaceDetector(io.ComfyNode):
             inputs=[
                 io.Combo.Input("detector", options=[*model_files("facedetection"), OPENCV_DETECTOR],
                                tooltip="s3fd.pth in models/facedetection (best), or OpenCV's cascade that needs no download."),
-                io.Int.Input("detection_size", default=640, min=0, max=4096, step=32,
+                io.Int.Input("detection_size", default=DEFAULT_DETECTION_MAX_SIDE, min=0, max=4096, step=32,
                              tooltip="Detect on a copy scaled to this longest side; faster. 0 = full frame, as the reference."),
             ],
             outputs=[FaceDetectorModel.Output(display_name="face_detector")],

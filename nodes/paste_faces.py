@@ -11,6 +11,7 @@ from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask
+from ..lipsync.defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
 from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.track import FaceTrack
 from .comfy_glue import Progress, chunks, image_tensor, output_image
@@ -62,11 +63,11 @@ class PasteFaces(io.ComfyNode):
                 FaceTrackSocket.Input("output_track", tooltip="From Crop Faces."),
                 io.Combo.Input("mode", options=list(PASTE_MODES), default=BOX,
                                tooltip="box: the reference hard paste. mouth mask: only the mouth area, feathered (keeps the sharp eyes)."),
-                io.Float.Input("mask_size", default=1.0, min=0.1, max=3.0, step=0.05,
+                io.Float.Input("mask_size", default=DEFAULT_MASK_SIZE, min=0.1, max=3.0, step=0.05,
                                tooltip="Mouth mask size; 1 covers nose tip to chin."),
-                io.Float.Input("feather", default=0.35, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("feather", default=DEFAULT_MASK_FEATHER, min=0.0, max=1.0, step=0.05,
                                tooltip="Soft edge of the mask, as a fraction of its radius."),
-                io.Float.Input("vertical_offset", default=0.0, min=-0.5, max=0.5, step=0.01,
+                io.Float.Input("vertical_offset", default=DEFAULT_MASK_OFFSET, min=-0.5, max=0.5, step=0.01,
                                tooltip="Move the mask down (+) or up (-), in box heights."),
                 io.Boolean.Input("colour_match", default=False, tooltip="Match the generated face's colours to the original frame's."),
             ],

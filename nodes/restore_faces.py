@@ -6,6 +6,13 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.blend import PasteOptions
+from ..lipsync.defaults import (
+    DEFAULT_CODEFORMER_FIDELITY,
+    DEFAULT_MASK_FEATHER,
+    DEFAULT_MASK_OFFSET,
+    DEFAULT_MASK_SIZE,
+    DEFAULT_RESTORE_STRENGTH,
+)
 from ..lipsync.faces.track import FaceTrack
 from ..lipsync.restore import FaceRestorer, restore_faces
 from .comfy_glue import Progress, chunks, load_to_device
@@ -33,15 +40,15 @@ class RestoreFaces(io.ComfyNode):
                 io.Image.Input("frames", tooltip="From Paste Faces Back."),
                 FaceTrackSocket.Input("output_track", tooltip="From Crop Faces (the track the faces were pasted with)."),
                 FaceRestorerModel.Input("face_restorer", tooltip="From Load Face Restorer."),
-                io.Float.Input("strength", default=0.8, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("strength", default=DEFAULT_RESTORE_STRENGTH, min=0.0, max=1.0, step=0.05,
                                tooltip="0 keeps the Wav2Lip mouth, 1 uses the restored one."),
-                io.Float.Input("codeformer_fidelity", default=0.5, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("codeformer_fidelity", default=DEFAULT_CODEFORMER_FIDELITY, min=0.0, max=1.0, step=0.05,
                                tooltip="CodeFormer only: 0 = strongest restoration, 1 = closest to the input."),
-                io.Float.Input("mask_size", default=1.0, min=0.1, max=3.0, step=0.05,
+                io.Float.Input("mask_size", default=DEFAULT_MASK_SIZE, min=0.1, max=3.0, step=0.05,
                                tooltip="Size of the mouth mask the result is blended through."),
-                io.Float.Input("feather", default=0.35, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("feather", default=DEFAULT_MASK_FEATHER, min=0.0, max=1.0, step=0.05,
                                tooltip="Soft edge of the mask, as a fraction of its radius."),
-                io.Float.Input("vertical_offset", default=0.0, min=-0.5, max=0.5, step=0.01,
+                io.Float.Input("vertical_offset", default=DEFAULT_MASK_OFFSET, min=-0.5, max=0.5, step=0.01,
                                tooltip="Move the mask down (+) or up (-), in box heights."),
                 io.Int.Input("batch_size", default=4, min=1, max=64, tooltip="Faces per forward pass; halved on out-of-memory."),
             ],

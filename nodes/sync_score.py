@@ -10,7 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.audio import to_model_rate
-from ..lipsync.defaults import DEFAULT_DETECTION_BATCH
+from ..lipsync.defaults import DEFAULT_DETECTION_BATCH, DEFAULT_FPS, DEFAULT_VSHIFT
 from ..lipsync.sync.crops import ANALYSIS_FPS, resample_indices
 from ..lipsync.sync.plot import plot_scores
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
@@ -89,14 +89,15 @@ class SyncScoreNode(io.ComfyNode):
             inputs=[
                 io.Image.Input("frames", tooltip="Video frames (e.g. the lip-synced result) or face crops."),
                 io.Audio.Input("audio", tooltip="The speech the frames should follow."),
-                io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001, tooltip="Frame rate (re-timed to 25 fps)."),
+                io.Float.Input("fps", default=DEFAULT_FPS, min=1.0, max=240.0, step=0.001, tooltip="Frame rate (re-timed to 25 fps)."),
                 SyncNetModel.Input("syncnet", tooltip="From Load SyncNet."),
                 io.Combo.Input("input_kind", options=list(INPUT_KINDS), default=FULL_FRAMES,
                                tooltip="full frames: faces are detected (or fixed_box); face crops: each image is a face box "
                                        "(e.g. Crop Faces output); syncnet_v2 crops: already cut the syncnet_python way."),
                 FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; full frames, no fixed box."),
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right' face box: no detection."),
-                io.Int.Input("max_offset", default=15, min=0, max=100, tooltip="Offsets searched, frames at 25 fps (reference: 15)."),
+                io.Int.Input("max_offset", default=DEFAULT_VSHIFT, min=0, max=100,
+                             tooltip="Offsets searched, frames at 25 fps (reference: 15)."),
                 io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Windows per forward pass; halved on out-of-memory."),
             ],
             outputs=[

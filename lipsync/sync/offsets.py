@@ -19,9 +19,9 @@ import torch
 from scipy.signal import medfilt
 from torch.nn import functional as F
 
+from ..defaults import DEFAULT_VSHIFT
 from .crops import odd_kernel
 
-DEFAULT_VSHIFT = 15
 EUCLIDEAN = "euclidean"
 COSINE = "cosine"
 

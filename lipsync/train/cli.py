@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import astuple
 from pathlib import Path
 
+from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_DETECTION_MAX_SIDE
+from ..faces.track import Pads
 from ..models.wav2lip import SUPPORTED_SIZES
 
 logger = logging.getLogger(__name__)
@@ -22,12 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--detector", choices=("s3fd", "opencv"), default="s3fd", help="s3fd (needs --s3fd) or OpenCV's Haar cascade")
     pre.add_argument("--s3fd", type=Path, help="s3fd.pth face detector weights")
     pre.add_argument("--box", nargs=4, type=int, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), help="fixed face box instead of detection")
-    pre.add_argument("--pads", nargs=4, type=int, default=[0, 10, 0, 0], metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+    pre.add_argument("--pads", nargs=4, type=int, default=list(astuple(Pads())), metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                      help="pixels added around detected faces (the inference default)")  # fmt: skip
     pre.add_argument("--nosmooth", action="store_true", help="do not smooth face boxes over 5 frames")
     pre.add_argument("--crop-size", type=int, default=0, help="resize crops to this square size (0: keep each crop's size)")
-    pre.add_argument("--det-max-side", type=int, default=640, help="detect on a copy downscaled to this longest side (0: full)")
-    pre.add_argument("--batch-size", type=int, default=16, help="frames per detection batch")
+    pre.add_argument("--det-max-side", type=int, default=DEFAULT_DETECTION_MAX_SIDE,
+                     help="detect on a copy downscaled to this longest side (0: full)")  # fmt: skip
+    pre.add_argument("--batch-size", type=int, default=DEFAULT_DETECTION_BATCH, help="frames per detection batch")
     pre.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     pre.add_argument("-q", "--quiet", action="store_true", help="warnings only")
 
@@ -94,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
-    from ..faces.track import Pads
     from .preprocess import PreprocessOptions, preprocess_folder
 
     options = PreprocessOptions(pads=Pads(*args.pads), smooth=not args.nosmooth, box=tuple(args.box) if args.box else None,
