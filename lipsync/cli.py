@@ -31,22 +31,20 @@ from .cli_checks import (
 from .defaults import (
     DEFAULT_CODEFORMER_FIDELITY,
     DEFAULT_CRF,
-    DEFAULT_DETECTION_BATCH,
     DEFAULT_DETECTION_MAX_SIDE,
     DEFAULT_FPS,
     DEFAULT_GENERATION_BATCH,
     DEFAULT_MASK_FEATHER,
     DEFAULT_MASK_OFFSET,
     DEFAULT_MASK_SIZE,
-    DEFAULT_MAX_GAP,
     DEFAULT_RESTORE_STRENGTH,
 )
 from .device import PRECISIONS
 from .encode import ENCODERS
 from .errors import Cancelled, LipSyncError, MediaError, OptionError
 from .faces.choice import DETECTORS
-from .faces.stream import BEST, FACE_CHOICES, LEFT_TO_RIGHT
-from .faces.track import Pads
+from .faces.locate import LocateOptions
+from .faces.stream import FACE_CHOICES, LEFT_TO_RIGHT
 from .media import FrameTransform
 from .timeline import LENGTH_MODES, LOOP
 
@@ -59,6 +57,7 @@ if TYPE_CHECKING:
     from .restore import FaceRestorer
 
 logger = logging.getLogger("lipsync")
+LOCATE = LocateOptions()  # the face-finding defaults (pads, batch, face choice, every Nth frame, max gap), defined once there
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,12 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pads",
         nargs=4,
         type=int,
-        default=list(astuple(Pads())),
+        default=list(astuple(LOCATE.pads)),
         metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
         help="pixels added around the detected face; include the chin",
     )
     parser.add_argument(
-        "--face-det-batch-size", "--face_det_batch_size", type=int, default=DEFAULT_DETECTION_BATCH, help="frames per detection batch"
+        "--face-det-batch-size", "--face_det_batch_size", type=int, default=LOCATE.batch_size, help="frames per detection batch"
     )
     parser.add_argument(
         "--wav2lip-batch-size", "--wav2lip_batch_size", type=int, default=DEFAULT_GENERATION_BATCH, help="faces per generation batch"
@@ -129,14 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--face-choice",
         choices=FACE_CHOICES,
-        default=BEST,
+        default=LOCATE.face_choice,
         help="which face when several (best score is the reference)",
     )
     parser.add_argument("--face-index", type=int, default=None, help="with --face-choice 'left to right': 0 is the leftmost face")
     parser.add_argument(
         "--detect-every",
         type=int,
-        default=1,
+        default=LOCATE.detect_every,
         metavar="N",
         help="detect faces on every Nth frame and interpolate the boxes between (about N times less detection)",
     )
@@ -157,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-gap",
         type=int,
-        default=DEFAULT_MAX_GAP,
-        help=f"interpolate the face box over gaps of up to this many face-less frames (default {DEFAULT_MAX_GAP}; "
+        default=LOCATE.max_gap,
+        help=f"interpolate the face box over gaps of up to this many face-less frames (default {LOCATE.max_gap}; "
         "0: the reference, every face-less frame is passed through or, with --on-missing-face error, stops the run)",
     )
     parser.add_argument(

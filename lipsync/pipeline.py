@@ -24,10 +24,8 @@ from .blend import PasteOptions
 from .defaults import (
     DEFAULT_CODEFORMER_FIDELITY,
     DEFAULT_CRF,
-    DEFAULT_DETECTION_BATCH,
     DEFAULT_FPS,
     DEFAULT_GENERATION_BATCH,
-    DEFAULT_MAX_GAP,
     DEFAULT_RESTORE_STRENGTH,
 )
 from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
@@ -35,7 +33,6 @@ from .engine import lipsync_chunk
 from .errors import NoFaceError
 from .faces.detector import FaceDetector
 from .faces.locate import FaceLocator, LocateOptions
-from .faces.stream import BEST
 from .faces.track import Box, Pads
 from .framestore import FrameStore
 from .generate import Wav2LipGenerator
@@ -51,30 +48,32 @@ T = TypeVar("T")
 MISSING_FACE_MODES = ("passthrough", "error")
 FILE_LENGTH_MODES = LENGTH_MODES  # every length mode works on a file (kept for the nodes' and callers' imports)
 NO_DETECTOR = "a face detector is needed unless a fixed box is given"
+LOCATE = LocateOptions()  # the face-finding defaults, defined once there
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LipSyncOptions:
-    """Run settings; the defaults are the reference's, except detection on a downscaled frame."""
+    """Run settings; the defaults are the reference's, except detection on a downscaled frame and short face-less gaps
+    filled (``max_gap``). The face-finding fields are ``LocateOptions``' (see ``locate``)."""
 
     pads: Pads = field(default_factory=Pads)
     box: tuple[int, int, int, int] | None = None
-    smooth: bool = True
+    smooth: bool = LOCATE.smooth
     static: bool = False
     image_fps: float = DEFAULT_FPS
     transform: FrameTransform = field(default_factory=FrameTransform)
-    face_det_batch_size: int = DEFAULT_DETECTION_BATCH
+    face_det_batch_size: int = LOCATE.batch_size
     wav2lip_batch_size: int = DEFAULT_GENERATION_BATCH
     on_missing_face: str = "passthrough"
-    face_choice: str = BEST
-    face_index: int = 0
+    face_choice: str = LOCATE.face_choice
+    face_index: int = LOCATE.face_index
     crf: int = DEFAULT_CRF
-    detect_every: int = 1  # run the detector on every Nth frame and interpolate the boxes between
+    detect_every: int = LOCATE.detect_every  # run the detector on every Nth frame and interpolate the boxes between
     detection_cache: str | Path | None = None  # folder of the detection cache; None: no cache
     # decode + detect and encode in background threads, overlapping generation; None = on when generating on a GPU
     # (on a 2-core CPU every stage competes for the same cores: no faster, and ~100 MiB more queued frames)
     overlap: bool | None = None
-    max_gap: int = DEFAULT_MAX_GAP  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
+    max_gap: int = LOCATE.max_gap  # face-less gaps up to this many frames get interpolated boxes (0: the reference)
     # a video shorter than the speech: loop (reference), ping-pong, or trim to the video; or the video sets the length
     # and the speech is cut or padded with silence (fit audio to video)
     length_mode: LengthMode = LOOP

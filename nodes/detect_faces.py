@@ -9,18 +9,18 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.defaults import DEFAULT_DETECTION_BATCH, DEFAULT_MAX_GAP
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
 from ..lipsync.faces.locate import FaceLocator, LocateOptions
-from ..lipsync.faces.stream import BEST, FACE_CHOICES
+from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.faces.track import FaceTrack, Pads
 from .comfy_glue import Progress, image_array, load_to_device, to_uint8
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket
 from .status import face_status
 
 logger = logging.getLogger(__name__)
-PADS = Pads()  # the engine's default padding, offered by every node with pads
+LOCATE = LocateOptions()  # the engine's face-finding defaults, offered by every node that finds faces
+PADS = LOCATE.pads
 NO_DETECTOR = "Connect a face detector (Load Face Detector) or give a fixed_box."
 
 
@@ -68,18 +68,19 @@ class DetectFaces(io.ComfyNode):
                              tooltip="Pixels added below the face; keep the chin in."),
                 io.Int.Input("pad_left", default=PADS.left, min=-512, max=512, tooltip="Pixels added left of the face."),
                 io.Int.Input("pad_right", default=PADS.right, min=-512, max=512, tooltip="Pixels added right of the face."),
-                io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
-                io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST,
+                io.Boolean.Input("smooth", default=LOCATE.smooth, tooltip="Average each box with the next four frames' (reference)."),
+                io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=LOCATE.face_choice,
                                tooltip="Which face when several: best score (reference, per frame), or largest / from the left / "
                                        "closest to centre, then followed across frames by overlap."),
-                io.Int.Input("face_index", default=0, min=0, max=32, tooltip="With 'left to right': 0 is the leftmost face."),
-                io.Int.Input("batch_size", default=DEFAULT_DETECTION_BATCH, min=1, max=256,
+                io.Int.Input("face_index", default=LOCATE.face_index, min=0, max=32,
+                             tooltip="With 'left to right': 0 is the leftmost face."),
+                io.Int.Input("batch_size", default=LOCATE.batch_size, min=1, max=256,
                              tooltip="Frames per detection batch; halved on out-of-memory."),
-                io.Int.Input("detect_every", default=1, min=1, max=30,
+                io.Int.Input("detect_every", default=LOCATE.detect_every, min=1, max=30,
                              tooltip="Detect on every Nth frame, interpolating boxes between (about N times faster). 1 = every frame."),
                 io.String.Input("fixed_box", default="",
                                 tooltip="Optional 'top,bottom,left,right' in pixels: use this box in every frame, no detection."),
-                io.Int.Input("max_gap", default=DEFAULT_MAX_GAP, min=0, max=100,
+                io.Int.Input("max_gap", default=LOCATE.max_gap, min=0, max=100,
                              tooltip="Face lost for up to this many frames: its box is interpolated. Longer gaps are passed through."),
             ],
             outputs=[
@@ -96,7 +97,7 @@ class DetectFaces(io.ComfyNode):
     def execute(
         cls, frames: torch.Tensor, pad_top: int, pad_bottom: int, pad_left: int, pad_right: int, smooth: bool,
         face_choice: str, face_index: int, batch_size: int, fixed_box: str, face_detector: DetectorSpec | None = None,
-        max_gap: int = DEFAULT_MAX_GAP, detect_every: int = 1,
+        max_gap: int = LOCATE.max_gap, detect_every: int = LOCATE.detect_every,
     ) -> io.NodeOutput:  # fmt: skip
         options = LocateOptions(
             box=parse_box(fixed_box), pads=Pads(pad_top, pad_bottom, pad_left, pad_right), smooth=smooth, face_choice=face_choice,

@@ -11,14 +11,14 @@ from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_GENERATION_BATCH, DEFAULT_RE
 from ..lipsync.engine import lipsync_chunk
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.locate import LocateOptions
-from ..lipsync.faces.stream import BEST, FACE_CHOICES
+from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.faces.track import Pads
 from ..lipsync.generate import Wav2LipGenerator
 from ..lipsync.timeline import LENGTH_MODES, LOOP
 from .audio_to_mel import speech_windows
 from .comfy_glue import Progress, chunks, load_to_device, output_image
 from .crop_faces import align_track
-from .detect_faces import PADS, face_track, fixed_box_problem, parse_box
+from .detect_faces import LOCATE, face_track, fixed_box_problem, parse_box
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 from .status import face_status, log_cpu_restore_estimate
@@ -42,13 +42,14 @@ class LipSyncAllInOne(io.ComfyNode):
                 FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; not needed with a fixed box."),
                 io.Combo.Input("length_mode", options=list(LENGTH_MODES), default=LOOP,
                                tooltip="How speech and video lengths are matched (see Audio to Mel Windows)."),
-                io.Int.Input("pad_bottom", default=PADS.bottom, min=-512, max=512,
+                io.Int.Input("pad_bottom", default=LOCATE.pads.bottom, min=-512, max=512,
                              tooltip="Pixels added below the face; keep the chin in."),
-                io.Boolean.Input("smooth", default=True, tooltip="Average each box with the next four frames' (reference)."),
-                io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=BEST, tooltip="Which face when several."),
+                io.Boolean.Input("smooth", default=LOCATE.smooth, tooltip="Average each box with the next four frames' (reference)."),
+                io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=LOCATE.face_choice,
+                               tooltip="Which face when several."),
                 io.Int.Input("batch_size", default=DEFAULT_GENERATION_BATCH, min=1, max=1024, tooltip="Faces per generation batch."),
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right': no detection."),
-                io.Int.Input("detect_every", default=1, min=1, max=30,
+                io.Int.Input("detect_every", default=LOCATE.detect_every, min=1, max=30,
                              tooltip="Detect on every Nth frame and interpolate the boxes between (about N times faster)."),
                 io.Boolean.Input("cache_detections", default=True,
                                  tooltip="Keep face boxes on disk (~/.cache/lipsync) so a rerun with new speech skips detection."),
@@ -72,7 +73,7 @@ class LipSyncAllInOne(io.ComfyNode):
     @classmethod
     def execute(
         cls, frames: torch.Tensor, audio: dict, fps: float, wav2lip_model, length_mode: str, pad_bottom: int, smooth: bool,
-        face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = 1,
+        face_choice: str, batch_size: int, fixed_box: str, face_detector=None, detect_every: int = LOCATE.detect_every,
         cache_detections: bool = True, paste_mode: str = BOX, face_restorer: RestorerSpec | None = None,
         restore_strength: float = DEFAULT_RESTORE_STRENGTH,
     ) -> io.NodeOutput:  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_DETECTION_MAX_SIDE
 from ..errors import LipSyncError
 
 if TYPE_CHECKING:  # torch is imported when a detector is built, not by the command line's option list
@@ -19,8 +20,8 @@ def build_detector(
     kind: str,
     s3fd_path: str | Path | None,
     device: torch.device | str = "cpu",
-    max_side: int = 640,
-    batch_size: int = 16,
+    max_side: int = DEFAULT_DETECTION_MAX_SIDE,
+    batch_size: int = DEFAULT_DETECTION_BATCH,
     alternatives: str = "--detector opencv, or a fixed --box",
 ) -> FaceDetector:
     """``kind`` is ``s3fd`` (needs ``s3fd_path``) or ``opencv``; ``alternatives`` names the other ways out in the error."""
