@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli_checks import AT_LEAST_0, AT_LEAST_1, check_bounds, check_output
-from .defaults import DEFAULT_DETECTION_MAX_SIDE, DEFAULT_VSHIFT
+from .defaults import DEFAULT_DETECTION_MAX_SIDE, DEFAULT_SCORE_BATCH, DEFAULT_VSHIFT
 from .errors import LipSyncError, OutputError
 from .faces.track import Pads
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="face box padding for the expert SyncNet's crops (Wav2Lip's default)",
     )  # fmt: skip
     parser.add_argument("--vshift", type=int, default=DEFAULT_VSHIFT, help="search offsets -VSHIFT..+VSHIFT frames (syncnet_python: 15)")
-    parser.add_argument("--batch-size", type=int, default=20, help="windows per forward pass")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_SCORE_BATCH, help="windows per forward pass")
     parser.add_argument(
         "--det-max-side", type=int, default=DEFAULT_DETECTION_MAX_SIDE, help="detect faces on a copy downscaled to this longest side"
     )

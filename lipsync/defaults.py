@@ -16,3 +16,5 @@ DEFAULT_MASK_SIZE = 1.0
 DEFAULT_MASK_FEATHER = 0.35
 DEFAULT_MASK_OFFSET = 0.0
 DEFAULT_VSHIFT = 15  # sync scoring searches audio-video offsets -15..+15 frames (syncnet_python's)
+DEFAULT_RESTORE_BATCH = 4  # faces per face-restorer forward pass (halved on out-of-memory)
+DEFAULT_SCORE_BATCH = 20  # SyncNet windows per forward pass when scoring (syncnet_python's)

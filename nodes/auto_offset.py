@@ -7,7 +7,7 @@ import logging
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_VSHIFT
+from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_SCORE_BATCH, DEFAULT_VSHIFT
 from ..lipsync.sync.crops import ANALYSIS_FPS
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
 from ..lipsync.sync.shift import shift_samples
@@ -45,7 +45,7 @@ class AutoOffset(io.ComfyNode):
                 io.Int.Input("max_offset", default=DEFAULT_VSHIFT, min=0, max=100, tooltip="Largest shift searched, in frames at 25 fps."),
                 io.Float.Input("min_confidence", default=0.0, min=0.0, max=100.0, step=0.1,
                                tooltip="Leave the audio as it is unless the confidence reaches this (LSE-C for syncnet_v2; try 3)."),
-                io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Windows per forward pass."),
+                io.Int.Input("batch_size", default=DEFAULT_SCORE_BATCH, min=1, max=512, tooltip="Windows per forward pass."),
             ],
             outputs=[
                 io.Audio.Output(display_name="audio", tooltip="The speech shifted by the detected offset."),

@@ -7,7 +7,7 @@ from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions
-from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
+from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_BATCH, DEFAULT_RESTORE_STRENGTH
 from ..lipsync.engine import lipsync_chunk
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.locate import LocateOptions
@@ -89,7 +89,7 @@ class LipSyncAllInOne(io.ComfyNode):
         device = load_to_device(wav2lip_model)
         generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
         paste = PasteOptions(mode=paste_mode)
-        restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
+        restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None
         if restorer is not None and restorer.device.type == "cpu":
             log_cpu_restore_estimate(track.count - track.frames_without_face)
         result = output_image(frames, track.sources)

@@ -25,6 +25,7 @@ from comfy_api.latest import InputImpl, io, ui
 from ..lipsync.array_source import ArrayFrameSource
 from ..lipsync.audio import AudioSamples
 from ..lipsync.blend import PASTE_MODES, PasteOptions
+from ..lipsync.defaults import DEFAULT_RESTORE_BATCH
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.faces.track import Pads
@@ -122,7 +123,8 @@ class LipSyncVideo(io.ComfyNode):
                 io.Audio.Input("audio", tooltip="The speech (any sample rate; channels are mixed to mono for the model)."),
                 Wav2LipModel.Input("wav2lip_model", tooltip="From Load Wav2Lip Model."),
                 io.Combo.Input("length_mode", options=list(FILE_LENGTH_MODES), default=DEFAULTS.length_mode,
-                               tooltip="A video shorter than the speech: loop it (reference), ping-pong it, or stop with the video."),
+                               tooltip="A video shorter than the speech: loop it (reference), ping-pong it, or stop with the video; "
+                                       "or fit audio to video: the video sets the length, the speech is cut or padded."),
                 io.Int.Input("pad_top", default=pads.top, min=-512, max=512, tooltip="Pixels added above the face."),
                 io.Int.Input("pad_bottom", default=pads.bottom, min=-512, max=512,
                              tooltip="Pixels added below the face; keep the chin in."),
@@ -204,7 +206,7 @@ class LipSyncVideo(io.ComfyNode):
             model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
         generator = Wav2LipGenerator(wav2lip_model.model, device=load_to_device(wav2lip_model), batch_size=batch_size, optimize=False)
         detector = make_detector(face_detector, detection_batch_size) if not options.locate.fixed else None
-        restorer = make_restorer(face_restorer, batch_size=4) if face_restorer is not None else None
+        restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None
         output = Path(folder_paths.get_temp_directory()) / f"lipsync_{uuid.uuid4().hex[:12]}.mp4"
         with face_source(video, options.transform) as face:
             report = lipsync_file(face, audio_samples(audio), output, generator, detector, options, ChunkProgress(), restorer)

@@ -11,6 +11,7 @@ from ..lipsync.defaults import (
     DEFAULT_MASK_FEATHER,
     DEFAULT_MASK_OFFSET,
     DEFAULT_MASK_SIZE,
+    DEFAULT_RESTORE_BATCH,
     DEFAULT_RESTORE_STRENGTH,
 )
 from ..lipsync.faces.track import FaceTrack
@@ -50,7 +51,8 @@ class RestoreFaces(io.ComfyNode):
                                tooltip="Soft edge of the mask, as a fraction of its radius."),
                 io.Float.Input("vertical_offset", default=DEFAULT_MASK_OFFSET, min=-0.5, max=0.5, step=0.01,
                                tooltip="Move the mask down (+) or up (-), in box heights."),
-                io.Int.Input("batch_size", default=4, min=1, max=64, tooltip="Faces per forward pass; halved on out-of-memory."),
+                io.Int.Input("batch_size", default=DEFAULT_RESTORE_BATCH, min=1, max=64,
+                             tooltip="Faces per forward pass; halved on out-of-memory."),
             ],
             outputs=[io.Image.Output(display_name="frames")],
         )  # fmt: skip

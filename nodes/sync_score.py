@@ -10,7 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.audio import to_model_rate
-from ..lipsync.defaults import DEFAULT_DETECTION_BATCH, DEFAULT_FPS, DEFAULT_VSHIFT
+from ..lipsync.defaults import DEFAULT_DETECTION_BATCH, DEFAULT_FPS, DEFAULT_SCORE_BATCH, DEFAULT_VSHIFT
 from ..lipsync.sync.crops import ANALYSIS_FPS, resample_indices
 from ..lipsync.sync.plot import plot_scores
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
@@ -98,7 +98,8 @@ class SyncScoreNode(io.ComfyNode):
                 io.String.Input("fixed_box", default="", tooltip="Optional 'top,bottom,left,right' face box: no detection."),
                 io.Int.Input("max_offset", default=DEFAULT_VSHIFT, min=0, max=100,
                              tooltip="Offsets searched, frames at 25 fps (reference: 15)."),
-                io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Windows per forward pass; halved on out-of-memory."),
+                io.Int.Input("batch_size", default=DEFAULT_SCORE_BATCH, min=1, max=512,
+                             tooltip="Windows per forward pass; halved on out-of-memory."),
             ],
             outputs=[
                 io.String.Output(display_name="summary", tooltip="The figures in a few lines."),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..defaults import DEFAULT_RESTORE_BATCH
 from ..device import run_with_oom_backoff
 from ..errors import UnsupportedModelError
 from ..models.checkpoint import StateDict, read_state_dict
@@ -130,7 +131,9 @@ class FaceRestorer:
     fixed noise.
     """
 
-    def __init__(self, model: nn.Module, info: RestorerInfo, device: torch.device | str = "cpu", batch_size: int = 4) -> None:
+    def __init__(
+        self, model: nn.Module, info: RestorerInfo, device: torch.device | str = "cpu", batch_size: int = DEFAULT_RESTORE_BATCH
+    ) -> None:
         self.device = torch.device(device)
         self.info = info
         self.dtype = pick_dtype(info, self.device)
@@ -175,13 +178,13 @@ class FaceRestorer:
 
 
 def restorer_from_state_dict(
-    state: StateDict, device: torch.device | str = "cpu", batch_size: int = 4, source: str = "<memory>"
+    state: StateDict, device: torch.device | str = "cpu", batch_size: int = DEFAULT_RESTORE_BATCH, source: str = "<memory>"
 ) -> FaceRestorer:
     model, info = describe(state, source)
     return FaceRestorer(model, info, device=device, batch_size=batch_size)
 
 
-def load_face_restorer(path: str | Path, device: torch.device | str = "cpu", batch_size: int = 4) -> FaceRestorer:
+def load_face_restorer(path: str | Path, device: torch.device | str = "cpu", batch_size: int = DEFAULT_RESTORE_BATCH) -> FaceRestorer:
     """Load GFPGANv1.3/1.4.pth, RestoreFormer.pth, codeformer.pth or GPEN-BFR-256/512/1024.pth (or .safetensors copies) safely."""
     state = read_state_dict(path, folder_hint=FOLDER_HINT)
     return restorer_from_state_dict(state, device=device, batch_size=batch_size, source=Path(path).name)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..audio import MelWindows, melspectrogram
+from ..defaults import DEFAULT_SCORE_BATCH
 from ..device import run_with_oom_backoff
 from ..errors import MediaError, UnsupportedModelError
 from ..models.registry import load_model_file
@@ -111,13 +112,13 @@ class SyncScorer(ABC):
     metric = EUCLIDEAN
     crop_size = 0
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = 32) -> None:
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = DEFAULT_SCORE_BATCH) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.batch_size = max(1, batch_size)
 
     @classmethod
-    def from_file(cls, path: str | Path, device: torch.device | str = "cpu", batch_size: int = 32) -> SyncScorer:
+    def from_file(cls, path: str | Path, device: torch.device | str = "cpu", batch_size: int = DEFAULT_SCORE_BATCH) -> SyncScorer:
         """Load ``lipsync_expert.pth`` or ``syncnet_v2.model`` (the architecture is told from the keys)."""
         descriptor = load_model_file(path, expected_purpose="sync_expert", folder_hint="models/syncnet")
         return make_scorer(descriptor.architecture, descriptor.model, device, batch_size)
@@ -285,7 +286,9 @@ class SyncNetV2Scorer(SyncScorer):
 SCORERS: dict[str, type[SyncScorer]] = {ExpertScorer.architecture: ExpertScorer, SyncNetV2Scorer.architecture: SyncNetV2Scorer}
 
 
-def make_scorer(architecture: str, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = 32) -> SyncScorer:
+def make_scorer(
+    architecture: str, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = DEFAULT_SCORE_BATCH
+) -> SyncScorer:
     """The scorer for a loaded SyncNet of either kind."""
     if architecture not in SCORERS:
         raise UnsupportedModelError(f"A {architecture} model cannot score lip sync; load lipsync_expert.pth or syncnet_v2.model.")
