@@ -307,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_args(args)
     options = options_from_args(args)
-    models = load_models(args, need_detector=options.box is None)
+    models = load_models(args, need_detector=not options.locate.fixed)
     with tqdm(total=None, unit="frame", disable=args.quiet, desc="lip-sync") as bar:
 
         def progress(done: int, total: int) -> None:

@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .device import pick_device
+    from .faces.locate import LocateOptions
     from .sync.scorers import SyncScorer
     from .sync.video import score_video_file
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     box = tuple(args.box) if args.box else None
     device = pick_device(args.device)
     detector = None
-    if input_kind == "full frames" and box is None:
+    if input_kind == "full frames" and not LocateOptions(box=box).fixed:  # a fixed box needs no detector (nor its weights)
         detector = _detector(args, device)
     scorers = [SyncScorer.from_file(path, device=device, batch_size=args.batch_size) for path in args.syncnet]
     results = score_video_file(

@@ -92,7 +92,7 @@ class LipSyncWorker:
             args = job_parser().parse_args(job.argv(self.shared_argv))
             check_args(args)  # the inputs exist; the output is a video path that is none of them and can be written
             options = options_from_args(args)
-            detector = self._detector() if options.box is None else None
+            detector = None if options.locate.fixed else self._detector()
             report = lipsync_file(job.face, job.audio, job.output, self.models.generator, detector, options, restorer=self.models.restorer)
         except Cancelled:
             raise
