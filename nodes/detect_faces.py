@@ -10,12 +10,13 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_MAX_GAP
+from ..lipsync.faces.boxes import Pads
+from ..lipsync.faces.boxes import fixed_box as validated_box
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
 from ..lipsync.faces.sparse import wrap_detection
 from ..lipsync.faces.stream import BEST, FACE_CHOICES, track_faces
-from ..lipsync.faces.track import FaceTrack, Pads
-from ..lipsync.faces.track import fixed_box as validated_box
+from ..lipsync.faces.track import FaceTrack
 from .comfy_glue import Progress, image_array, load_to_device, to_uint8
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket
 from .status import face_status

@@ -10,9 +10,9 @@ import torch
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask
 from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.track import FaceTrack
+from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions, box_mask
 from .comfy_glue import Progress, chunks, image_tensor, output_image
 from .sockets import CATEGORY, FaceTrackSocket
 from .status import face_status

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.blend import PasteOptions
 from ..lipsync.faces.track import FaceTrack
+from ..lipsync.render.blend import PasteOptions
 from ..lipsync.restore import FaceRestorer, restore_faces
 from .comfy_glue import Progress, chunks, load_to_device
 from .sockets import CATEGORY, FaceRestorerModel, FaceTrackSocket, RestorerSpec

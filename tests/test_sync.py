@@ -12,11 +12,12 @@ import torch
 from helpers import EXAMPLE_FACE_BOX, randomise_batchnorm, speechlike
 from scipy.signal import medfilt
 
-from lipsync.audio import load_audio, melspectrogram
 from lipsync.errors import MediaError, NoFaceError
-from lipsync.faces.track import fixed_box
-from lipsync.media import iter_video_frames
+from lipsync.faces.boxes import fixed_box
+from lipsync.media.audio import load_audio
+from lipsync.media.read import iter_video_frames
 from lipsync.models import SyncNetColor, SyncNetV2, load_model_file, load_state_dict_model
+from lipsync.speech.mel import melspectrogram
 from lipsync.sync.crops import cut_v2_crop, fill_missing_boxes, resample_indices, v2_crop_windows
 from lipsync.sync.mfcc import int16_scale, mfcc
 from lipsync.sync.offsets import COSINE, EUCLIDEAN, search_offset

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..audio import MelWindows, melspectrogram
 from ..device import run_with_oom_backoff
 from ..errors import MediaError, UnsupportedModelError
 from ..models.registry import load_model_file
 from ..models.syncnet_v2 import SyncNetV2
+from ..speech.mel import MelWindows, melspectrogram
 from .crops import ANALYSIS_FPS
 from .mfcc import int16_scale, mfcc
 from .offsets import COSINE, DEFAULT_VSHIFT, EUCLIDEAN, OffsetSearch, search_offset

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import load_audio
 from ..errors import MediaError
+from ..faces.boxes import Pads, fixed_box
 from ..faces.detector import FaceDetector
 from ..faces.stream import BEST, DEFAULT_PADS
-from ..faces.track import Pads, fixed_box
-from ..media import open_frame_source
+from ..media.audio import load_audio
+from ..media.read import open_frame_source
 from .crops import resample_indices
 from .offsets import DEFAULT_VSHIFT
 from .prepare import FULL_FRAMES, RawBox, detect_face_boxes, iter_frames_at, scorer_crops

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
-    from ..faces.track import Pads
+    from ..faces.boxes import Pads
     from .preprocess import PreprocessOptions, preprocess_folder
 
     detector = None

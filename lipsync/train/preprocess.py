@@ -25,13 +25,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..audio import SAMPLE_RATE, decode_audio, melspectrogram, to_model_rate
 from ..errors import LipSyncError
+from ..faces.boxes import Box, Pads, fixed_box
 from ..faces.detector import FaceDetector
 from ..faces.stream import track_faces
-from ..faces.track import Box, Pads, fixed_box
-from ..generate import crop_faces
-from ..media import iter_video_frames, open_frame_source
+from ..media.audio import SAMPLE_RATE, decode_audio, to_model_rate
+from ..media.read import iter_video_frames, open_frame_source
+from ..render.crop import crop_faces
+from ..speech.mel import melspectrogram
 
 logger = logging.getLogger(__name__)
 

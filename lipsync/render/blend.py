@@ -14,8 +14,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .faces.track import Box
-from .generate import paste_faces
+from ..faces.boxes import Box
+from .crop import paste_faces
 
 BOX = "box"
 MOUTH_MASK = "mouth mask"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import MEL_WINDOW, MelWindows
+from .mel import MEL_WINDOW, MelWindows
 
 LOOP = "loop video"
 PING_PONG = "ping-pong video"
