@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from lipsync.encode import LIBX264, NVENC, VideoWriter, nvenc_failure
+from lipsync.media.write import LIBX264, NVENC, VideoWriter, nvenc_failure
 
 logger = logging.getLogger("bench_encode")
 

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from lipsync.faces.detector import S3FDDetector
-from lipsync.generate import Wav2LipGenerator
 from lipsync.models import Wav2Lip, load_model_file, save_checkpoint
 from lipsync.pipeline import LipSyncOptions, lipsync_file
+from lipsync.render.generate import Wav2LipGenerator
 
 logger = logging.getLogger("bench_pipeline")
 

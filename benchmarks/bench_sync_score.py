@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lipsync.audio import load_audio
 from lipsync.device import pick_device
-from lipsync.faces.track import fixed_box
-from lipsync.media import iter_video_frames
+from lipsync.faces.boxes import fixed_box
+from lipsync.media.audio import load_audio
+from lipsync.media.read import iter_video_frames
 from lipsync.models import SyncNetColor, SyncNetV2
 from lipsync.sync.prepare import FULL_FRAMES, scorer_crops
 from lipsync.sync.scorers import ExpertScorer, SyncNetV2Scorer

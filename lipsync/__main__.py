@@ -1,7 +1,7 @@
-"""``python -m lipsync``: see ``lipsync.cli``."""
+"""``python -m lipsync``: see ``lipsync.cli.main``."""
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

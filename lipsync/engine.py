@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blend import BOX, PasteOptions, box_mask, paste_face
 from .defaults import DEFAULT_RESTORE_STRENGTH
-from .faces.track import Box
-from .generate import Wav2LipGenerator
-from .generate import crop_faces as crop_faces_numpy
+from .faces.boxes import Box
+from .render.blend import BOX, PasteOptions, box_mask, paste_face
+from .render.crop import crop_faces as crop_faces_numpy
+from .render.generate import Wav2LipGenerator
 from .restore import FaceRestorer, restore_faces
 
 StageCharge = Callable[[str, float], None]  # (stage, seconds): where a caller's timing report goes

@@ -19,8 +19,6 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from .audio import AudioSource, load_audio, melspectrogram, window_count
-from .blend import PasteOptions
 from .defaults import (
     DEFAULT_CODEFORMER_FIDELITY,
     DEFAULT_CRF,
@@ -28,18 +26,21 @@ from .defaults import (
     DEFAULT_GENERATION_BATCH,
     DEFAULT_RESTORE_STRENGTH,
 )
-from .encode import AUTO, ENCODERS, LIBX264, VideoWriter
 from .engine import lipsync_chunk
 from .errors import NoFaceError
+from .faces.boxes import Box, Pads
 from .faces.detector import FaceDetector
 from .faces.locate import FaceLocator, LocateOptions
-from .faces.track import Box, Pads
-from .framestore import FrameStore
-from .generate import Wav2LipGenerator
-from .media import FrameSource, FrameTransform, open_frame_source
+from .media.audio import AudioSource, load_audio
+from .media.framestore import FrameStore
+from .media.read import FrameSource, FrameTransform, open_frame_source
+from .media.write import AUTO, ENCODERS, LIBX264, VideoWriter
 from .overlap import BackgroundConsumer, prefetch
+from .render.blend import PasteOptions
+from .render.generate import Wav2LipGenerator
 from .restore import FaceRestorer
-from .timeline import FIT_AUDIO, LENGTH_MODES, LOOP, PING_PONG, LengthMode, SpeechWindows, output_frame_count, source_frame
+from .speech.mel import melspectrogram, window_count
+from .speech.timeline import FIT_AUDIO, LENGTH_MODES, LOOP, PING_PONG, LengthMode, SpeechWindows, output_frame_count, source_frame
 
 logger = logging.getLogger(__name__)
 

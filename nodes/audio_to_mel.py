@@ -7,9 +7,10 @@ import logging
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.audio import melspectrogram, to_model_rate
 from ..lipsync.defaults import DEFAULT_FPS
-from ..lipsync.timeline import LENGTH_MODES, LOOP, SpeechWindows
+from ..lipsync.media.audio import to_model_rate
+from ..lipsync.speech.mel import melspectrogram
+from ..lipsync.speech.timeline import LENGTH_MODES, LOOP, SpeechWindows
 from .sockets import CATEGORY, SpeechWindowsSocket
 
 logger = logging.getLogger(__name__)

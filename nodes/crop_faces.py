@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from ..lipsync.engine import crop_faces
 from ..lipsync.faces.track import FaceTrack
-from ..lipsync.timeline import SpeechWindows, source_frame
+from ..lipsync.speech.timeline import SpeechWindows, source_frame
 from .comfy_glue import Progress, chunks, image_tensor
 from .sockets import CATEGORY, FaceTrackSocket, SpeechWindowsSocket
 

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
+from ..lipsync.faces.boxes import Pads
 from ..lipsync.faces.detector import FaceDetector, S3FDDetector
 from ..lipsync.faces.haar import HaarDetector
 from ..lipsync.faces.locate import FaceLocator, LocateOptions
 from ..lipsync.faces.stream import FACE_CHOICES
-from ..lipsync.faces.track import FaceTrack, Pads
+from ..lipsync.faces.track import FaceTrack
 from .comfy_glue import Progress, image_array, load_to_device, to_uint8
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket
 from .status import face_status

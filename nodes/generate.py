@@ -7,8 +7,8 @@ from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_GENERATION_BATCH
 from ..lipsync.faces.track import FaceTrack
-from ..lipsync.generate import Wav2LipGenerator
-from ..lipsync.timeline import SpeechWindows
+from ..lipsync.render.generate import Wav2LipGenerator
+from ..lipsync.speech.timeline import SpeechWindows
 from .comfy_glue import Progress, chunks, image_array, load_to_device
 from .sockets import CATEGORY, FaceTrackSocket, SpeechWindowsSocket, Wav2LipModel
 

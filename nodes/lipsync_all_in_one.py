@@ -6,15 +6,15 @@ import torch
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions
 from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_BATCH, DEFAULT_RESTORE_STRENGTH
 from ..lipsync.engine import lipsync_chunk
+from ..lipsync.faces.boxes import Pads
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.locate import LocateOptions
 from ..lipsync.faces.stream import FACE_CHOICES
-from ..lipsync.faces.track import Pads
-from ..lipsync.generate import Wav2LipGenerator
-from ..lipsync.timeline import LENGTH_MODES, LOOP
+from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions
+from ..lipsync.render.generate import Wav2LipGenerator
+from ..lipsync.speech.timeline import LENGTH_MODES, LOOP
 from .audio_to_mel import speech_windows
 from .comfy_glue import Progress, chunks, load_to_device, output_image
 from .crop_faces import align_track

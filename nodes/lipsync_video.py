@@ -22,16 +22,16 @@ from comfy import model_management
 from comfy.utils import ProgressBar
 from comfy_api.latest import InputImpl, io, ui
 
-from ..lipsync.array_source import ArrayFrameSource
-from ..lipsync.audio import AudioSamples
-from ..lipsync.blend import PASTE_MODES, PasteOptions
 from ..lipsync.defaults import DEFAULT_RESTORE_BATCH
+from ..lipsync.faces.boxes import Pads
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.stream import FACE_CHOICES
-from ..lipsync.faces.track import Pads
-from ..lipsync.generate import Wav2LipGenerator
-from ..lipsync.media import FrameSource, FrameTransform
+from ..lipsync.media.arrays import ArrayFrameSource
+from ..lipsync.media.audio import AudioSamples
+from ..lipsync.media.read import FrameSource, FrameTransform
 from ..lipsync.pipeline import FILE_LENGTH_MODES, MISSING_FACE_MODES, LipSyncOptions, lipsync_file
+from ..lipsync.render.blend import PASTE_MODES, PasteOptions
+from ..lipsync.render.generate import Wav2LipGenerator
 from .comfy_glue import image_array, load_to_device
 from .detect_faces import NO_DETECTOR, fixed_box_problem, make_detector, parse_box
 from .restore_faces import make_restorer

@@ -10,10 +10,10 @@ import torch
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask
 from ..lipsync.defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
 from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.track import FaceTrack
+from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions, box_mask
 from .comfy_glue import Progress, chunks, image_tensor, output_image
 from .sockets import CATEGORY, FaceTrackSocket
 from .status import face_status

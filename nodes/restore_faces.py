@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.blend import PasteOptions
 from ..lipsync.defaults import (
     DEFAULT_CODEFORMER_FIDELITY,
     DEFAULT_MASK_FEATHER,
@@ -15,6 +14,7 @@ from ..lipsync.defaults import (
     DEFAULT_RESTORE_STRENGTH,
 )
 from ..lipsync.faces.track import FaceTrack
+from ..lipsync.render.blend import PasteOptions
 from ..lipsync.restore import FaceRestorer, restore_faces
 from .comfy_glue import Progress, chunks, load_to_device
 from .sockets import CATEGORY, FaceRestorerModel, FaceTrackSocket, RestorerSpec

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..lipsync.audio import to_model_rate
 from ..lipsync.defaults import DEFAULT_DETECTION_BATCH, DEFAULT_FPS, DEFAULT_SCORE_BATCH, DEFAULT_VSHIFT
+from ..lipsync.media.audio import to_model_rate
 from ..lipsync.sync.crops import ANALYSIS_FPS, resample_indices
 from ..lipsync.sync.plot import plot_scores
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from helpers import speechlike, write_audio
 
-from lipsync.audio import MEL_WINDOW, MelConfig, MelWindows, decode_audio, load_audio, melspectrogram, to_model_rate
 from lipsync.errors import MediaError
+from lipsync.media.audio import decode_audio, load_audio, to_model_rate
+from lipsync.speech.mel import MEL_WINDOW, MelConfig, MelWindows, melspectrogram
 
 
 def golden_signal() -> np.ndarray:
@@ -153,7 +154,7 @@ def test_mel_basis_and_window_equal_librosa_and_scipy(config: MelConfig) -> None
     """Computed without importing librosa or scipy.signal (start-up time), equal to what they give, value for value."""
     from scipy.signal import get_window
 
-    from lipsync.audio import mel_basis, stft_window
+    from lipsync.speech.mel import mel_basis, stft_window
 
     theirs = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.num_mels, fmin=config.fmin, fmax=config.fmax)
     ours = mel_basis(config)
@@ -167,7 +168,7 @@ def test_mel_basis_and_window_equal_librosa_and_scipy(config: MelConfig) -> None
 
 @pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000])
 def test_resampling_equals_librosa_soxr_hq(rate: int) -> None:
-    from lipsync.audio import resample_to_model_rate
+    from lipsync.media.audio import resample_to_model_rate
 
     signal = speechlike(1.3, rate, seed=rate)[: int(1.3 * rate) - 7]
     theirs = librosa.resample(signal, orig_sr=rate, target_sr=16000, res_type="soxr_hq")
@@ -184,7 +185,7 @@ def test_a_plain_mel_does_not_import_librosa_scipy_signal_or_numba() -> None:
 
     code = (
         "import sys, numpy as np\n"
-        "from lipsync.audio import melspectrogram, to_model_rate\n"
+        "from lipsync.media.audio import to_model_rate\nfrom lipsync.speech.mel import melspectrogram\n"
         "melspectrogram(to_model_rate(np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1, 44100))\n"
         "print(sorted(name for name in ('librosa', 'scipy.signal', 'numba') if name in sys.modules))\n"
     )
@@ -196,7 +197,7 @@ def test_a_plain_mel_does_not_import_librosa_scipy_signal_or_numba() -> None:
 @pytest.mark.parametrize("fps", [25.0, 29.97, 30.0, 24.0, 60.0, 12.5, 7.0])
 def test_window_count_without_the_mel_equals_the_windows_of_the_mel(fps: float) -> None:
     """The run learns its length from the sample count and computes the mel on a thread: the counts must agree."""
-    from lipsync.audio import min_samples_for_window, window_count
+    from lipsync.speech.mel import min_samples_for_window, window_count
 
     for samples in (3000, 3001, 3199, 3200, 8000, 16000, 16001, 40123, 85333):
         wav = speechlike(samples / 16000, seed=samples)[:samples]

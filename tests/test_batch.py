@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import speechlike, write_audio, write_video
 
-from lipsync.cli import main
+from lipsync.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 BOX = ["--box", "8", "88", "16", "112"]

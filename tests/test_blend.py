@@ -8,10 +8,11 @@ import pytest
 from helpers import EXAMPLE_FACE_BOX
 from skimage import data
 
-from lipsync.blend import BOX, MOUTH_MASK, PasteOptions, frame_mask, mask_overlay, match_colour, mouth_mask, paste_face
-from lipsync.faces.track import CropGeometry, FaceTrack
-from lipsync.generate import crop_faces, paste_faces
-from lipsync.media import iter_video_frames
+from lipsync.faces.geometry import CropGeometry
+from lipsync.faces.track import FaceTrack
+from lipsync.media.read import iter_video_frames
+from lipsync.render.blend import BOX, MOUTH_MASK, PasteOptions, frame_mask, mask_overlay, match_colour, mouth_mask, paste_face
+from lipsync.render.crop import crop_faces, paste_faces
 
 ASTRONAUT_BOX = (160, 30, 280, 180)  # x1, y1, x2, y2 around the face in skimage's astronaut (512x512)
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import speechlike, write_audio, write_video
 from skimage import data
 
-from lipsync.cli import main
+from lipsync.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from helpers import speechlike, write_audio, write_video
 
-from lipsync.cli import build_parser, main
-from lipsync.media import iter_video_frames
+from lipsync.cli.main import build_parser, main
+from lipsync.media.read import iter_video_frames
 
 
 def test_quality_flags_reach_the_run(tmp_path, wav2lip_checkpoint) -> None:

@@ -10,11 +10,11 @@ import pytest
 from helpers import speechlike, write_audio, write_video
 from test_pipeline import TinyGenerator
 
-from lipsync import encode
-from lipsync.encode import LIBX264, NVENC, VideoWriter, choose_encoder, nvenc_failure
-from lipsync.generate import Wav2LipGenerator
-from lipsync.media import iter_video_frames
+from lipsync.media import write as encode
+from lipsync.media.read import iter_video_frames
+from lipsync.media.write import LIBX264, NVENC, VideoWriter, choose_encoder, nvenc_failure
 from lipsync.pipeline import LipSyncOptions, lipsync_file
+from lipsync.render.generate import Wav2LipGenerator
 
 
 def gradient_frames(count: int, height: int = 64, width: int = 96) -> list[np.ndarray]:
@@ -29,12 +29,12 @@ def written_codec(path) -> str:
 
 def test_nvenc_that_fails_to_open_falls_back_to_libx264_with_one_log_line(monkeypatch, caplog) -> None:
     monkeypatch.setattr(encode, "nvenc_failure", lambda width, height: "no NVIDIA driver")
-    with caplog.at_level(logging.INFO, logger="lipsync.encode"):
+    with caplog.at_level(logging.INFO, logger="lipsync.media.write"):
         assert choose_encoder(NVENC, 96, 64) == LIBX264
     assert [record.levelno for record in caplog.records] == [logging.WARNING]
     assert "no NVIDIA driver" in caplog.records[0].getMessage()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="lipsync.encode"):
+    with caplog.at_level(logging.INFO, logger="lipsync.media.write"):
         assert choose_encoder("auto", 96, 64) == LIBX264  # auto falls back quietly (info, not a warning)
     assert [record.levelno for record in caplog.records] == [logging.INFO]
 

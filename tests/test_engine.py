@@ -11,12 +11,13 @@ from helpers import speechlike, write_audio, write_video
 from skimage import data
 
 from lipsync import pipeline
-from lipsync.audio import MelWindows, load_audio, melspectrogram
-from lipsync.blend import BOX, MOUTH_MASK, PasteOptions, paste_face
 from lipsync.engine import _paste_on_device, crop_faces, lipsync_chunk, paste_faces
-from lipsync.generate import Wav2LipGenerator
-from lipsync.media import iter_video_frames
+from lipsync.media.audio import load_audio
+from lipsync.media.read import iter_video_frames
 from lipsync.models import load_model_file
+from lipsync.render.blend import BOX, MOUTH_MASK, PasteOptions, paste_face
+from lipsync.render.generate import Wav2LipGenerator
+from lipsync.speech.mel import MelWindows, melspectrogram
 
 BOX_XYXY = (40, 24, 136, 120)  # x1, y1, x2, y2 in the 144x176 test frames
 

@@ -11,12 +11,12 @@ import pytest
 import torch
 from skimage import data
 
-from lipsync.array_source import ArrayFrameSource
 from lipsync.errors import OptionError
+from lipsync.faces.boxes import Pads
 from lipsync.faces.detector import FaceDetector
 from lipsync.faces.locate import FaceLocator, LocateOptions
 from lipsync.faces.stream import LARGEST, LEFT_TO_RIGHT
-from lipsync.faces.track import Pads
+from lipsync.media.arrays import ArrayFrameSource
 from lipsync.pipeline import LipSyncOptions, StageTimes, frame_schedule
 
 needs_haar = pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")

@@ -8,8 +8,9 @@ import pytest
 import torch
 from helpers import randomise_batchnorm
 
-from lipsync.generate import Wav2LipGenerator, crop_faces, paste_faces
 from lipsync.models import Wav2Lip
+from lipsync.render.crop import crop_faces, paste_faces
+from lipsync.render.generate import Wav2LipGenerator
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import torch
 from skimage import data
 from torch.nn import functional as F
 
-from lipsync.blend import mouth_mask
 from lipsync.errors import LipSyncError, UnsupportedModelError
 from lipsync.models.gpen import GPEN, GPENConfig, ModulatedConv2d, config_from_state_dict, detect, fir_kernel, upfirdn
 from lipsync.models.registry import detect_architecture
+from lipsync.render.blend import mouth_mask
 from lipsync.restore import load_face_restorer, restore_faces, restore_geometry, restorer_from_state_dict
 from lipsync.weights.registry import lookup
 

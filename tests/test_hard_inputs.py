@@ -12,13 +12,14 @@ import torch
 from helpers import EXAMPLE_FACE_BOX, speechlike, write_audio, write_video
 from skimage import data
 
-from lipsync.blend import MOUTH_MASK, PasteOptions
 from lipsync.faces import FaceDetector, Pads, track_faces
+from lipsync.faces.boxes import box_iou
+from lipsync.faces.smoothing import GapFiller
 from lipsync.faces.stream import CENTRE, LARGEST, choose_face
-from lipsync.faces.track import GapFiller, box_iou
-from lipsync.generate import Wav2LipGenerator
-from lipsync.media import iter_video_frames, open_frame_source
+from lipsync.media.read import iter_video_frames, open_frame_source
 from lipsync.pipeline import LipSyncOptions, StageTimes, frame_schedule, lipsync_file
+from lipsync.render.blend import MOUTH_MASK, PasteOptions
+from lipsync.render.generate import Wav2LipGenerator
 from lipsync.restore import FaceRestorer
 from lipsync.restore.model import RestorerInfo
 
@@ -196,7 +197,7 @@ def test_mouth_mask_on_the_real_clip(tmp_path, example_video) -> None:
 
 
 def test_frame_store_reads_back_what_it_spilled() -> None:
-    from lipsync.framestore import FrameStore
+    from lipsync.media.framestore import FrameStore
 
     frames = [np.random.default_rng(index).integers(0, 255, (33, 47, 3), dtype=np.uint8) for index in range(5)]
     with FrameStore() as store:

@@ -20,8 +20,8 @@ import torch
 from comfy import model_management
 from helpers import speechlike, write_audio, write_video
 
-from lipsync.audio import decode_audio
-from lipsync.cli import build_parser, main
+from lipsync.cli.main import build_parser, main
+from lipsync.media.audio import decode_audio
 
 BOX = (20, 100, 30, 130)  # top, bottom, left, right inside the 160x128 frames
 
@@ -92,7 +92,7 @@ def encoded_frames() -> Iterator[list[np.ndarray]]:
     """Record every frame handed to the H.264 encoder (the engine's output before lossy, run-to-run varying encoding)."""
     frames: list[np.ndarray] = []
     with pytest.MonkeyPatch.context() as patch:
-        for module in (importlib.import_module("lipsync.encode"), importlib.import_module("comfyui_lipsync.lipsync.encode")):
+        for module in (importlib.import_module("lipsync.media.write"), importlib.import_module("comfyui_lipsync.lipsync.media.write")):
             write = module.VideoWriter.write
 
             def recording(self, frame: np.ndarray, write=write) -> None:
@@ -218,9 +218,9 @@ def test_bad_crop_and_box_are_refused_before_running(node) -> None:
 
 def test_speech_in_memory_is_muxed_like_a_file_of_it(tmp_path) -> None:
     """The engine's in-memory speech: 6 channels at 44.1 kHz become a mono AAC track as long as the video; empty is refused."""
-    from lipsync.audio import AudioSamples
-    from lipsync.encode import VideoWriter
     from lipsync.errors import MediaError
+    from lipsync.media.audio import AudioSamples
+    from lipsync.media.write import VideoWriter
 
     samples = np.repeat(speechlike(1.0, 44100)[None], 6, axis=0)
     with VideoWriter(tmp_path / "out.mp4", 25, 64, 48, audio_path=AudioSamples(samples, 44100)) as writer:

@@ -174,8 +174,9 @@ def blind_s3fd(source, name: str) -> str:
 
 
 def test_detect_faces_with_s3fd_runs_the_network(nodes, installed_weights, s3fd_checkpoint) -> None:
+    from lipsync.faces.boxes import Pads, padded_box
     from lipsync.faces.detector import S3FDDetector
-    from lipsync.faces.track import Pads, padded_box, smooth_boxes
+    from lipsync.faces.smoothing import smooth_boxes
 
     spec = nodes["load_models"].LoadFaceDetector.execute(detector=installed_weights["s3fd"], detection_size=128)[0]
     loaded_before = len(model_management.loaded)
@@ -234,8 +235,8 @@ def test_crop_follows_the_speech_and_generate_matches_the_engine(nodes, installe
     faces = nodes["generate"].Wav2LipGenerate.execute(
         wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=3, output_track=output_track
     )[0]
-    from comfyui_lipsync.lipsync.generate import Wav2LipGenerator
     from comfyui_lipsync.lipsync.models import load_model_file
+    from comfyui_lipsync.lipsync.render.generate import Wav2LipGenerator
 
     engine = Wav2LipGenerator(load_model_file(folder_paths.get_full_path("wav2lip", installed_weights["wav2lip"])).model)
     expected = engine(crops.numpy(), speech.batch(range(10)))

@@ -111,9 +111,10 @@ def test_paste_faces_mouth_mask_and_debug_outputs(nodes) -> None:
 
 
 def test_all_in_one_with_mask_and_restorer_equals_the_chained_nodes(nodes, wav2lip_checkpoint) -> None:
-    from comfyui_lipsync.lipsync.generate import Wav2LipGenerator, crop_faces
     from comfyui_lipsync.lipsync.models import load_model_file
-    from comfyui_lipsync.lipsync.timeline import SpeechWindows
+    from comfyui_lipsync.lipsync.render.crop import crop_faces
+    from comfyui_lipsync.lipsync.render.generate import Wav2LipGenerator
+    from comfyui_lipsync.lipsync.speech.timeline import SpeechWindows
 
     frames = frames_with_face(2)
     mono = torch.from_numpy(speechlike(0.2, 16000))
@@ -126,8 +127,8 @@ def test_all_in_one_with_mask_and_restorer_equals_the_chained_nodes(nodes, wav2l
         restore_strength=0.7,
     ).args  # fmt: skip
     assert missing == 0 and combined.shape == frames.shape
-    from comfyui_lipsync.lipsync.audio import melspectrogram
     from comfyui_lipsync.lipsync.faces.track import FaceTrack
+    from comfyui_lipsync.lipsync.speech.mel import melspectrogram
 
     speech = SpeechWindows.match(melspectrogram(mono.numpy()), 25.0, 2, "trim to shorter")
     track = FaceTrack.identity(256, 256, [BOX, BOX])

@@ -13,13 +13,14 @@ import torch
 from helpers import EXAMPLE_FACE_BOX, speechlike, write_audio, write_video
 from skimage import data
 
-from lipsync.audio import MelWindows, load_audio, melspectrogram
 from lipsync.errors import MediaError, NoFaceError
 from lipsync.faces import FaceDetector
 from lipsync.faces.haar import HaarDetector
-from lipsync.generate import Wav2LipGenerator
-from lipsync.media import iter_video_frames, open_frame_source
+from lipsync.media.audio import load_audio
+from lipsync.media.read import iter_video_frames, open_frame_source
 from lipsync.pipeline import LipSyncOptions, StageTimes, frame_schedule, lipsync_file
+from lipsync.render.generate import Wav2LipGenerator
+from lipsync.speech.mel import MelWindows, melspectrogram
 
 
 class TinyGenerator(torch.nn.Module):

@@ -20,11 +20,11 @@ import torch
 from helpers import speechlike, write_audio, write_video
 from skimage import data
 
-from lipsync.cli import main
+from lipsync.cli.main import main
 from lipsync.errors import CorruptWeightsError, LipSyncError, NoFaceError, WeightsNotFoundError
+from lipsync.faces.boxes import Pads
 from lipsync.faces.stream import LEFT_TO_RIGHT, FaceFollower
-from lipsync.faces.track import Pads
-from lipsync.media import iter_video_frames, open_frame_source
+from lipsync.media.read import iter_video_frames, open_frame_source
 from lipsync.models import SyncNetColor, save_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent

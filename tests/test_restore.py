@@ -9,8 +9,8 @@ import pytest
 import torch
 from skimage import data
 
-from lipsync.blend import PasteOptions, mouth_mask
 from lipsync.errors import UnsupportedModelError, WeightsNotFoundError
+from lipsync.render.blend import PasteOptions, mouth_mask
 from lipsync.restore import FaceRestorer, load_face_restorer, restore_faces, restore_geometry
 from lipsync.restore.model import RestorerInfo, pick_dtype
 

@@ -9,7 +9,7 @@ import torch
 from skimage import data
 from test_restore import small_gfpgan
 
-from lipsync.blend import PasteOptions
+from lipsync.render.blend import PasteOptions
 from lipsync.restore import restore_faces, restore_geometry
 from lipsync.restore.warp import affine_sample
 

@@ -16,11 +16,11 @@ from lipsync.device import autocast_dtype
 from lipsync.faces import FaceDetector
 from lipsync.faces.cache import CACHE_FILE, CachedDetector
 from lipsync.faces.sparse import SparseDetector, interpolate_detections, key_frames
-from lipsync.generate import Wav2LipGenerator
-from lipsync.media import iter_video_frames
+from lipsync.media.read import iter_video_frames
 from lipsync.models import Wav2Lip
 from lipsync.overlap import BackgroundConsumer, prefetch
 from lipsync.pipeline import LipSyncOptions, lipsync_file
+from lipsync.render.generate import Wav2LipGenerator
 
 
 class MovingFaceDetector(FaceDetector):
@@ -188,7 +188,7 @@ def test_background_consumer_reraises_and_drops_on_error() -> None:
 
 @pytest.mark.parametrize("overlap", [True, False])
 def test_encoder_failure_leaves_no_output(tmp_path, monkeypatch, overlap: bool) -> None:
-    from lipsync import encode
+    from lipsync.media import write as encode
 
     video = write_video(tmp_path / "face.mp4", indexed_frames(20, 96, 160))
     speech = write_audio(tmp_path / "speech.wav", speechlike(0.8), 16000)
@@ -211,7 +211,7 @@ def test_overlapped_run_writes_the_same_frames_as_the_serial_one(tmp_path, monke
     # The frames handed to the encoder are compared, not the decoded files: libx264 with its own threads may encode
     # the same frames a little differently from run to run (a few pixels by a few levels), which says nothing about
     # the overlap. A frame encoded before its face was pasted, or twice, or out of order would differ here.
-    from lipsync import encode
+    from lipsync.media import write as encode
 
     video = write_video(tmp_path / "face.mp4", indexed_frames(30, 96, 160))
     speech = write_audio(tmp_path / "speech.wav", speechlike(1.4), 16000)

@@ -12,11 +12,12 @@ import torch
 from helpers import EXAMPLE_FACE_BOX, randomise_batchnorm, speechlike
 from scipy.signal import medfilt
 
-from lipsync.audio import load_audio, melspectrogram
 from lipsync.errors import MediaError, NoFaceError
-from lipsync.faces.track import fixed_box
-from lipsync.media import iter_video_frames
+from lipsync.faces.boxes import fixed_box
+from lipsync.media.audio import load_audio
+from lipsync.media.read import iter_video_frames
 from lipsync.models import SyncNetColor, SyncNetV2, load_model_file, load_state_dict_model
+from lipsync.speech.mel import melspectrogram
 from lipsync.sync.crops import cut_v2_crop, fill_missing_boxes, resample_indices, v2_crop_windows
 from lipsync.sync.mfcc import int16_scale, mfcc
 from lipsync.sync.offsets import COSINE, EUCLIDEAN, search_offset
@@ -105,18 +106,33 @@ def test_syncnet_v2_inputs_follow_the_reference_layout() -> None:
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (7, 224, 224, 3), dtype=np.uint8)
     scorer = SyncNetV2Scorer(SyncNetV2())
-    clips = np.stack([crops[i : i + 5] for i in range(3)])
     # SyncNetInstance.evaluate: BGR images stacked on a 4th axis, transposed to [1, 3, T, H, W], floats 0..255.
     reference = np.transpose(np.stack([crop[..., ::-1] for crop in crops], axis=3)[None], (0, 3, 4, 1, 2)).astype(np.float32)
     expected = np.concatenate([reference[:, :, i : i + 5] for i in range(3)])
-    assert np.array_equal(scorer.video_input(clips).numpy(), expected)
-    assert np.allclose(scorer.video_input(clips.astype(np.float32) / 255).numpy(), expected, atol=1e-4)
+    assert np.array_equal(scorer.video_input(torch.from_numpy(crops)).numpy(), expected)  # 7 crops: 3 windows
+    assert np.allclose(scorer.video_input(torch.from_numpy(crops.astype(np.float32) / 255)).numpy(), expected, atol=1e-4)
     wav = speechlike(0.6, seed=1)
     features = scorer.audio_features(wav)
     table = mfcc(int16_scale(wav)).T  # [13, T] as zip(*mfcc) gives it
     windows = scorer.audio_input(features, range(scorer.window_count(15, features)))
     assert windows.shape == (10, 1, 13, 20)
     assert np.allclose(windows[7, 0].numpy(), table[:, 28:48], atol=1e-5)
+
+
+def test_expert_inputs_follow_the_reference_layout() -> None:
+    rng = np.random.default_rng(3)
+    crops = rng.integers(0, 256, (7, 96, 96, 3), dtype=np.uint8)
+    scorer = ExpertScorer(SyncNetColor())
+    # color_syncnet_train.Dataset: cv2 (BGR) images concatenated on channels, / 255, HWC -> CHW, the lower half.
+    expected = []
+    for start in range(3):
+        window = np.concatenate([crop[..., ::-1] for crop in crops[start : start + 5]], axis=2) / 255.0
+        window = window.transpose(2, 0, 1)
+        expected.append(window[:, window.shape[1] // 2 :])
+    inputs = scorer.video_input(torch.from_numpy(crops))
+    assert inputs.shape == (3, 15, 48, 96)
+    assert np.allclose(inputs.numpy(), np.stack(expected), atol=1e-7)
+    assert np.allclose(scorer.video_input(torch.from_numpy(crops.astype(np.float32) / 255)).numpy(), np.stack(expected), atol=1e-6)
 
 
 def reference_v2_crop(frame: np.ndarray, boxes: np.ndarray, index: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from comfy.utils import progress_log
 from helpers import randomise_batchnorm, speechlike, write_audio, write_video
 from skimage import data
 
-from lipsync.cli import SUBCOMMANDS, main
+from lipsync.cli.main import SUBCOMMANDS, main
 from lipsync.models import SyncNetColor, SyncNetV2, save_checkpoint
 from lipsync.sync.shift import shift_samples
 
@@ -51,7 +51,7 @@ def clip_files(tmp_path_factory) -> tuple:
 
 
 def test_score_cli_prints_offset_lse_and_expert_score(weights, clip_files, tmp_path, capsys) -> None:
-    assert SUBCOMMANDS["score"] == ".cli_score"
+    assert SUBCOMMANDS["score"] == ".score"
     video, speech = clip_files
     report, plot = tmp_path / "score.json", tmp_path / "score.png"
     code = main(["score", str(video), "--audio", str(speech), "--syncnet", str(weights["v2"]), "--syncnet", str(weights["expert"]),

@@ -10,12 +10,23 @@ import pytest
 import torch
 from helpers import speechlike, write_audio, write_video
 
-import lipsync.timeline as timeline
-from lipsync.audio import MelWindows, load_audio, melspectrogram, window_count
-from lipsync.generate import Wav2LipGenerator
-from lipsync.media import iter_video_frames
+import lipsync.speech.timeline as timeline
+from lipsync.media.audio import load_audio
+from lipsync.media.read import iter_video_frames
 from lipsync.pipeline import LipSyncOptions, lipsync_file
-from lipsync.timeline import FIT_AUDIO, LENGTH_MODES, LOOP, PING_PONG, TRIM, LengthMode, SpeechWindows, output_frame_count, source_frame
+from lipsync.render.generate import Wav2LipGenerator
+from lipsync.speech.mel import MelWindows, melspectrogram, window_count
+from lipsync.speech.timeline import (
+    FIT_AUDIO,
+    LENGTH_MODES,
+    LOOP,
+    PING_PONG,
+    TRIM,
+    LengthMode,
+    SpeechWindows,
+    output_frame_count,
+    source_frame,
+)
 
 
 def test_modes_are_a_str_enum_with_the_saved_words() -> None:

@@ -14,10 +14,11 @@ import torch
 from helpers import speechlike, write_audio, write_video
 from synthetic_talker import draw_face, mux, write_talking_clip
 
-from lipsync.audio import load_audio, melspectrogram
-from lipsync.cli import main
-from lipsync.generate import Wav2LipGenerator
+from lipsync.cli.main import main
+from lipsync.media.audio import load_audio
 from lipsync.models import SyncNetColor, load_model_file
+from lipsync.render.generate import Wav2LipGenerator
+from lipsync.speech.mel import melspectrogram
 from lipsync.train.checkpoints import latest_checkpoint
 from lipsync.train.dataset import DataFolderError, SyncNetDataset, Wav2LipDataset, load_clips
 from lipsync.train.loop import mean_losses

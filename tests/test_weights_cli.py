@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from http_files import serve
 
-from lipsync.cli import main
+from lipsync.cli.main import main
 from lipsync.errors import LipSyncError
 from lipsync.weights import registry
 from lipsync.weights.locate import detect_comfyui_root, resolve_place

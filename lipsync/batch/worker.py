@@ -47,7 +47,7 @@ class JobResult:
 
 def job_parser() -> argparse.ArgumentParser:
     """The lip-sync command's parser, raising instead of exiting, so one job's bad option fails that job alone."""
-    from ..cli import build_parser
+    from ..cli.main import build_parser
 
     parser = build_parser()
 
@@ -67,7 +67,7 @@ class LipSyncWorker:
     """Holds the generator, detector and restorer of a batch and runs its jobs; used locally and as a Ray actor."""
 
     def __init__(self, shared_argv: list[str], name: str = "local") -> None:
-        from ..cli import load_models
+        from ..cli.main import load_models
 
         self.shared_argv = list(shared_argv)
         self.args = shared_args(self.shared_argv)
@@ -77,14 +77,14 @@ class LipSyncWorker:
 
     def _detector(self):
         if self.detector is None:
-            from ..cli import load_detector
+            from ..cli.main import load_detector
 
             self.detector = load_detector(self.args, self.models.generator.device)
         return self.detector
 
     def run(self, job: Job, attempt: int = 1) -> JobResult:
         """Run ``job``; every failure becomes a result (KeyboardInterrupt still stops the batch)."""
-        from ..cli import check_args, options_from_args
+        from ..cli.main import check_args, options_from_args
         from ..pipeline import lipsync_file
 
         start = time.perf_counter()

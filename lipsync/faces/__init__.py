@@ -17,10 +17,10 @@ _SOURCES = {
     "LocateOptions": ".locate",
     "first_face_box": ".stream",
     "track_faces": ".stream",
-    **dict.fromkeys(
-        ("Box", "BoxSmoother", "CropGeometry", "FaceTrack", "GapFiller", "Pads", "box_iou", "fixed_box", "padded_box", "smooth_boxes"),
-        ".track",
-    ),
+    **dict.fromkeys(("Box", "Pads", "box_iou", "fixed_box", "padded_box"), ".boxes"),
+    **dict.fromkeys(("BoxSmoother", "GapFiller", "smooth_boxes"), ".smoothing"),
+    "CropGeometry": ".geometry",
+    "FaceTrack": ".track",
 }
 
 __all__ = [
@@ -44,10 +44,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .boxes import Box, Pads, box_iou, fixed_box, padded_box
     from .detector import FaceDetector, S3FDDetector, nms
+    from .geometry import CropGeometry
     from .locate import FaceLocator, LocateOptions
+    from .smoothing import BoxSmoother, GapFiller, smooth_boxes
     from .stream import first_face_box, track_faces
-    from .track import Box, BoxSmoother, CropGeometry, FaceTrack, GapFiller, Pads, box_iou, fixed_box, padded_box, smooth_boxes
+    from .track import FaceTrack
 
 
 def __getattr__(name: str) -> object:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_MAX_GAP
+from .boxes import Box, Pads, fixed_box
 from .stream import BEST, FACE_CHOICES, FaceFollower, choose_face, track_faces
-from .track import Box, Pads, fixed_box
 
 if TYPE_CHECKING:  # the detector module imports torch
     from .detector import FaceDetector

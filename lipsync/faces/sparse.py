@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .boxes import box_ious
 from .cache import CachedDetector
 from .detector import FaceDetector
-from .track import box_ious
 
 
 def key_frames(count: int, every: int) -> list[int]:

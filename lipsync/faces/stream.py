@@ -10,7 +10,8 @@ import numpy as np
 
 from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_MAX_GAP
 from ..errors import NoFaceError
-from .track import Box, BoxSmoother, GapFiller, Pads, box_iou, padded_box
+from .boxes import Box, Pads, box_iou, padded_box
+from .smoothing import BoxSmoother, GapFiller
 
 if TYPE_CHECKING:  # the detector module imports torch; the command line's --help does not need it
     from .detector import FaceDetector

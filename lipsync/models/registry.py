@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,10 +97,29 @@ def _build_syncnet_v2(state: StateDict) -> nn.Module:
     return SyncNetV2(embedding_size=int(state["netfcaud.3.weight"].shape[0]))
 
 
-def _build_s3fd(state: StateDict) -> nn.Module:
-    from face_alignment.detection.sfd.net_s3fd import s3fd
+@functools.lru_cache(maxsize=1)
+def s3fd_network_class() -> type[nn.Module]:
+    """face-alignment's S3FD network class, read from its one module file (which imports only torch).
 
-    return s3fd()
+    Importing it through the ``face_alignment`` package would run the package's ``__init__``, which loads numba,
+    SciPy and scikit-image: about a second of start-up, and numba's JIT, for a network that needs none of them.
+    Should the file move in a later face-alignment, the package import is the fallback.
+    """
+    package = importlib.util.find_spec("face_alignment")
+    locations = package.submodule_search_locations if package is not None else None
+    path = Path(locations[0]) / "detection" / "sfd" / "net_s3fd.py" if locations else None
+    if path is None or not path.is_file():
+        from face_alignment.detection.sfd.net_s3fd import s3fd
+
+        return s3fd
+    spec = importlib.util.spec_from_file_location("face_alignment.detection.sfd.net_s3fd", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.s3fd
+
+
+def _build_s3fd(state: StateDict) -> nn.Module:
+    return s3fd_network_class()()
 
 
 ARCHITECTURES: tuple[Architecture, ...] = (

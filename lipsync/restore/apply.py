@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..blend import PasteOptions, blend_into, mouth_mask
-from ..faces.track import Box, CropGeometry
+from ..faces.boxes import Box
+from ..faces.geometry import CropGeometry
+from ..render.blend import PasteOptions, blend_into, mouth_mask
 from .model import FaceRestorer
 
 RESTORE_SIZE = 512

@@ -34,7 +34,7 @@ def frame_tensor(frame: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def blend_region(frame: np.ndarray, frame_t: torch.Tensor, content: torch.Tensor, weights: np.ndarray, region: tuple) -> None:
-    """``lipsync.blend.blend_into`` on the device: ``frame[region] = w * content + (1 - w) * frame[region]`` in place,
+    """``lipsync.render.blend.blend_into`` on the device: ``frame[region] = w * content + (1 - w) * frame[region]`` in place,
     with uint8 frames rounded the same way (``floor(x + 0.5)`` clipped to 0..255)."""
     x1, y1, x2, y2 = region
     base = frame_t[0, :, y1:y2, x1:x2]

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.signal import medfilt
 
 from ..errors import NoFaceError
-from ..faces.track import Box
+from ..faces.boxes import Box
 
 ANALYSIS_FPS = 25.0  # both SyncNets see 5 frames against 0.2 s of audio, i.e. 25 fps
 V2_CROP_SCALE = 0.4

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from ..faces.boxes import Pads, padded_box
 from ..faces.locate import RawBox
+from ..faces.smoothing import smooth_boxes
 from ..faces.stream import DEFAULT_PADS
-from ..faces.track import Pads, padded_box, smooth_boxes
 from .crops import cut_v2_crop, expert_crop, fill_missing_boxes, v2_crop_windows
 
 FULL_FRAMES = "full frames"

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..audio import MelWindows, melspectrogram
 from ..defaults import DEFAULT_SCORE_BATCH
 from ..device import run_with_oom_backoff
 from ..errors import MediaError, UnsupportedModelError
 from ..models.registry import load_model_file
 from ..models.syncnet_v2 import SyncNetV2
+from ..speech.mel import MelWindows, melspectrogram
 from .crops import ANALYSIS_FPS
 from .mfcc import int16_scale, mfcc
 from .offsets import COSINE, DEFAULT_VSHIFT, EUCLIDEAN, OffsetSearch, search_offset
@@ -136,8 +136,12 @@ class SyncScorer(ABC):
         """The audio network's input for ``windows``."""
 
     @abstractmethod
-    def video_input(self, clips: np.ndarray) -> torch.Tensor:
-        """The face network's input for RGB clips ``[B, 5, S, S, 3]``."""
+    def video_input(self, crops: torch.Tensor) -> torch.Tensor:
+        """The face network's input for every 5-crop window of RGB ``crops`` ``[N, S, S, 3]`` (``N - 4`` windows).
+
+        Built on the crops' device as a view: each crop is converted once, and a window's five frames are only
+        gathered when a forward pass slices its batch.
+        """
 
     @abstractmethod
     def embed_audio(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -163,8 +167,9 @@ class SyncScorer(ABC):
 
         def flush(count: int) -> None:
             nonlocal pending, done
-            clips = np.stack([np.stack(pending[start : start + WINDOW_FRAMES]) for start in range(count)])
-            outputs.append(self._forward(self.embed_video, self.video_input(clips), f"{self.architecture} face embedding"))
+            # The crops go to the device once, as they are (uint8 from files: a quarter of float32's bytes).
+            crops = torch.from_numpy(np.stack(pending[: count + WINDOW_FRAMES - 1])).to(self.device)
+            outputs.append(self._forward(self.embed_video, self.video_input(crops), f"{self.architecture} face embedding"))
             pending = pending[count:]
             done += count
             if on_progress is not None:
@@ -234,13 +239,13 @@ class ExpertScorer(SyncScorer):
     def audio_input(self, features: MelWindows, windows: range) -> torch.Tensor:
         return torch.from_numpy(features.batch(windows)).unsqueeze(1)
 
-    def video_input(self, clips: np.ndarray) -> torch.Tensor:
-        """``[B, 5, 96, 96, 3]`` RGB -> ``[B, 15, 48, 96]``: BGR, 0..1, lower half, frames concatenated on channels."""
-        faces = torch.from_numpy(np.ascontiguousarray(clips[..., BGR])).float()
-        if clips.dtype == np.uint8:
+    def video_input(self, crops: torch.Tensor) -> torch.Tensor:
+        """``[N, 96, 96, 3]`` RGB -> ``[N - 4, 15, 48, 96]``: BGR, 0..1, lower half, 5 frames concatenated on channels."""
+        faces = crops[:, self.crop_size // 2 :, :, BGR].float()  # [N, 48, 96, 3], the lower halves only
+        if crops.dtype == torch.uint8:
             faces = faces / 255.0
-        faces = faces[:, :, self.crop_size // 2 :].permute(0, 1, 4, 2, 3)  # [B, 5, 3, 48, 96]
-        return faces.reshape(len(clips), -1, *faces.shape[3:])
+        windows = faces.permute(0, 3, 1, 2).unfold(0, WINDOW_FRAMES, 1)  # [N - 4, 3, 48, 96, 5]
+        return windows.permute(0, 4, 1, 2, 3).flatten(1, 2)  # [N - 4, 5 * 3, 48, 96], frame-major channels
 
     def embed_audio(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model.audio_encoder(inputs).flatten(1)
@@ -269,12 +274,12 @@ class SyncNetV2Scorer(SyncScorer):
         steps = SyncNetV2.mfcc_steps
         return torch.from_numpy(np.stack([features.mfcc[:, 4 * index : 4 * index + steps] for index in windows])).float().unsqueeze(1)
 
-    def video_input(self, clips: np.ndarray) -> torch.Tensor:
-        """``[B, 5, 224, 224, 3]`` RGB -> ``[B, 3, 5, 224, 224]`` BGR floats in 0..255."""
-        faces = torch.from_numpy(np.ascontiguousarray(clips[..., BGR])).float()
-        if clips.dtype != np.uint8:
+    def video_input(self, crops: torch.Tensor) -> torch.Tensor:
+        """``[N, 224, 224, 3]`` RGB -> ``[N - 4, 3, 5, 224, 224]`` BGR floats in 0..255 (a view over the crops)."""
+        faces = crops[..., BGR].float()
+        if crops.dtype != torch.uint8:
             faces = faces * 255.0
-        return faces.permute(0, 4, 1, 2, 3)
+        return faces.permute(3, 0, 1, 2).unfold(1, WINDOW_FRAMES, 1).permute(1, 0, 4, 2, 3)  # [N - 4, 3, 5, 224, 224]
 
     def embed_audio(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model.forward_aud(inputs)

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import load_audio
 from ..defaults import DEFAULT_DETECTION_BATCH
 from ..errors import MediaError
+from ..faces.boxes import Pads
 from ..faces.detector import FaceDetector
 from ..faces.locate import FaceLocator, LocateOptions, RawBox
 from ..faces.stream import BEST, DEFAULT_PADS
-from ..faces.track import Pads
-from ..media import open_frame_source
+from ..media.audio import load_audio
+from ..media.read import open_frame_source
 from .crops import resample_indices
 from .offsets import DEFAULT_VSHIFT
 from .prepare import FULL_FRAMES, iter_frames_at, scorer_crops

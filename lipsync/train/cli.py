@@ -9,7 +9,7 @@ from dataclasses import astuple
 from pathlib import Path
 
 from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_DETECTION_MAX_SIDE
-from ..faces.track import Pads
+from ..faces.boxes import Pads
 from ..models.wav2lip import SUPPORTED_SIZES
 
 logger = logging.getLogger(__name__)

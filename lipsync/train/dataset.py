@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..audio import MEL_WINDOW
 from ..errors import LipSyncError
+from ..speech.mel import MEL_WINDOW
 from .preprocess import FPS, MARKER, MEL_FILE
 
 logger = logging.getLogger(__name__)

@@ -25,14 +25,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..audio import SAMPLE_RATE, decode_audio, melspectrogram, to_model_rate
 from ..defaults import DEFAULT_DETECTION_BATCH
 from ..errors import LipSyncError
+from ..faces.boxes import Box, Pads
 from ..faces.detector import FaceDetector
 from ..faces.locate import FaceLocator, LocateOptions
-from ..faces.track import Box, Pads
-from ..generate import crop_faces
-from ..media import iter_video_frames, open_frame_source
+from ..media.audio import SAMPLE_RATE, decode_audio, to_model_rate
+from ..media.read import iter_video_frames, open_frame_source
+from ..render.crop import crop_faces
+from ..speech.mel import melspectrogram
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from integration.media import FRAMES, Media, read_video
 from integration.server import ComfyServer, status_messages
 from integration.workflow_api import to_api
 
-from lipsync.cli import main
+from lipsync.cli.main import main
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflows" / "lipsync_video_streaming.json"
 

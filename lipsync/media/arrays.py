@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MediaError
-from .media import FrameSource, FrameTransform
+from ..errors import MediaError
+from .read import FrameSource, FrameTransform
 
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Wav2Lip generation: crop and resize faces, build the 6-channel input, run the model, paste back.
+"""Wav2Lip generation: build the 6-channel input from the crops, run the model, return the faces.
 
 Frames are RGB, either uint8 (files; every step then matches the reference's OpenCV uint8 maths) or
 float32 in 0..1 (ComfyUI ``IMAGE``). The released weights expect BGR, so channels are flipped only at
@@ -8,44 +8,21 @@ the model boundary, which is where the reference's BGR data would be.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from .device import autocast, autocast_dtype, run_with_oom_backoff
-from .faces.track import Box
-from .models.fuse import fold_batchnorm
-from .models.registry import load_model_file
+from ..device import autocast, autocast_dtype, run_with_oom_backoff
+from ..models.fuse import fold_batchnorm
+from ..models.registry import load_model_file
 
 logger = logging.getLogger(__name__)
-
 BGR = [2, 1, 0]
+
+
 CPU_FORWARD_BATCH = 16
-
-
-def crop_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box], size: int) -> np.ndarray:
-    """Crop each box and resize it to ``size`` x ``size`` (bilinear, as ``cv2.resize`` in the reference)."""
-    crops = [
-        cv2.resize(np.ascontiguousarray(frame[y1:y2, x1:x2, :3]), (size, size))  # RGB of RGBA frames too
-        for frame, (x1, y1, x2, y2) in zip(frames, boxes, strict=True)
-    ]
-    return np.stack(crops)
-
-
-def paste_faces(frames: Sequence[np.ndarray], faces: np.ndarray, boxes: Sequence[Box]) -> None:
-    """Write each generated face (float RGB 0..1) into its box, in place: the reference hard paste.
-
-    uint8 frames get the reference's truncating ``* 255 -> uint8`` before the resize; float frames keep
-    full precision.
-    """
-    for frame, face, (x1, y1, x2, y2) in zip(frames, faces, boxes, strict=True):
-        if frame.dtype == np.uint8:
-            face = (face * 255.0).astype(np.uint8)
-        frame[y1:y2, x1:x2] = cv2.resize(face, (x2 - x1, y2 - y1)).astype(frame.dtype, copy=False)
 
 
 class Wav2LipGenerator:

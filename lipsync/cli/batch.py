@@ -46,10 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .batch.jobs import read_jobs
-    from .batch.report import ReportWriter, split_finished
-    from .batch.worker import FAILED, JobResult, job_parser, shared_args
-    from .errors import OptionError
+    from ..batch.jobs import read_jobs
+    from ..batch.report import ReportWriter, split_finished
+    from ..batch.worker import FAILED, JobResult, job_parser, shared_args
+    from ..errors import OptionError
 
     if args.cpus_per_worker < 1 or (args.workers is not None and args.workers < 1):
         raise OptionError("--cpus-per-worker and --workers must be 1 or more")
@@ -67,15 +67,15 @@ def run(args: argparse.Namespace) -> int:
         for result in skipped:
             on_result(result)
         if args.ray is not None:
-            from .batch.ray_runner import run_on_ray
+            from ..batch.ray_runner import run_on_ray
 
             run_on_ray(
                 pending, args.lipsync_argv, on_result, address=args.ray or None, cpus_per_worker=args.cpus_per_worker,
                 max_workers=args.workers, use_gpu=shared.device != "cpu",
             )  # fmt: skip
         elif pending:
-            from .batch.local import run_local
-            from .batch.worker import LipSyncWorker
+            from ..batch.local import run_local
+            from ..batch.worker import LipSyncWorker
 
             run_local(pending, LipSyncWorker(args.lipsync_argv), on_result)
     counts = Counter(result.status for result in report.results)

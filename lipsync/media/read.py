@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import MediaError
+from ..errors import MediaError
 
 logger = logging.getLogger(__name__)
 

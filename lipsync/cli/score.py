@@ -14,17 +14,17 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli_checks import AT_LEAST_0, AT_LEAST_1, check_bounds, check_output
-from .defaults import DEFAULT_DETECTION_MAX_SIDE, DEFAULT_SCORE_BATCH, DEFAULT_VSHIFT
-from .errors import LipSyncError, OutputError
-from .faces.track import Pads
+from ..defaults import DEFAULT_DETECTION_MAX_SIDE, DEFAULT_SCORE_BATCH, DEFAULT_VSHIFT
+from ..errors import LipSyncError, OutputError
+from ..faces.boxes import Pads
+from .checks import AT_LEAST_0, AT_LEAST_1, check_bounds, check_output
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .faces.detector import FaceDetector
-    from .sync.scorers import SyncScore
+    from ..faces.detector import FaceDetector
+    from ..sync.scorers import SyncScore
 
 logger = logging.getLogger("lipsync")
 
@@ -96,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from .device import pick_device
-    from .faces.locate import LocateOptions
-    from .sync.scorers import SyncScorer
-    from .sync.video import score_video_file
+    from ..device import pick_device
+    from ..faces.locate import LocateOptions
+    from ..sync.scorers import SyncScorer
+    from ..sync.video import score_video_file
 
     input_kind = INPUTS[args.input]
     box = tuple(args.box) if args.box else None
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plot(result: SyncScore) -> np.ndarray:
-    from .sync.plot import plot_scores
+    from ..sync.plot import plot_scores
 
     values, name = result.plotted()
     return plot_scores(values, result.fps, f"{name}: offset {result.search.offset} frames")
@@ -143,7 +143,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _detector(args: argparse.Namespace, device: torch.device) -> FaceDetector:
-    from .faces.choice import build_detector
+    from ..faces.choice import build_detector
 
     alternatives = "--detector opencv, a fixed --box, or --input face-crops"
     return build_detector(args.detector, args.s3fd, device, args.det_max_side, alternatives=alternatives)

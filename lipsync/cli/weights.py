@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .cli_checks import AT_LEAST_1, check_bounds
-from .errors import LipSyncError
-from .weights import registry
-from .weights.locate import WeightsPlace, resolve_place
-from .weights.registry import DOWNLOAD_COMMAND, WeightFile, known_names, lookup
-from .weights.verify import CORRUPT, MISSING, OK, FileCheck, check_file, check_other
+from ..errors import LipSyncError
+from ..weights import registry
+from ..weights.locate import WeightsPlace, resolve_place
+from ..weights.registry import DOWNLOAD_COMMAND, WeightFile, known_names, lookup
+from ..weights.verify import CORRUPT, MISSING, OK, FileCheck, check_file, check_other
+from .checks import AT_LEAST_1, check_bounds
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Do the chosen action; ``list`` returns 1 when a file is corrupt."""
     check_bounds(args, {"attempts": ("--attempts", AT_LEAST_1)})
     if args.action == "convert":
-        from .weights.convert import convert_to_safetensors
+        from ..weights.convert import convert_to_safetensors
 
         convert_to_safetensors(args.file, args.output, overwrite=args.overwrite)
         return 0
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _download(args: argparse.Namespace, place: WeightsPlace) -> int:
-    from .weights.download import download
+    from ..weights.download import download
 
     if args.url and len(args.names) > 1:
         raise LipSyncError("--url names one file's source; download one NAME at a time with it.")

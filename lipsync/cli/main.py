@@ -16,7 +16,26 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli_checks import (
+from ..defaults import (
+    DEFAULT_CODEFORMER_FIDELITY,
+    DEFAULT_CRF,
+    DEFAULT_DETECTION_MAX_SIDE,
+    DEFAULT_FPS,
+    DEFAULT_GENERATION_BATCH,
+    DEFAULT_MASK_FEATHER,
+    DEFAULT_MASK_OFFSET,
+    DEFAULT_MASK_SIZE,
+    DEFAULT_RESTORE_STRENGTH,
+)
+from ..device import PRECISIONS
+from ..errors import Cancelled, LipSyncError, MediaError, OptionError
+from ..faces.choice import DETECTORS
+from ..faces.locate import LocateOptions
+from ..faces.stream import FACE_CHOICES, LEFT_TO_RIGHT
+from ..media.read import FrameTransform
+from ..media.write import ENCODERS
+from ..speech.timeline import LENGTH_MODES, LOOP
+from .checks import (
     AT_LEAST_0,
     AT_LEAST_1,
     FRACTION,
@@ -28,33 +47,14 @@ from .cli_checks import (
     check_output,
     signals_cancel,
 )
-from .defaults import (
-    DEFAULT_CODEFORMER_FIDELITY,
-    DEFAULT_CRF,
-    DEFAULT_DETECTION_MAX_SIDE,
-    DEFAULT_FPS,
-    DEFAULT_GENERATION_BATCH,
-    DEFAULT_MASK_FEATHER,
-    DEFAULT_MASK_OFFSET,
-    DEFAULT_MASK_SIZE,
-    DEFAULT_RESTORE_STRENGTH,
-)
-from .device import PRECISIONS
-from .encode import ENCODERS
-from .errors import Cancelled, LipSyncError, MediaError, OptionError
-from .faces.choice import DETECTORS
-from .faces.locate import LocateOptions
-from .faces.stream import FACE_CHOICES, LEFT_TO_RIGHT
-from .media import FrameTransform
-from .timeline import LENGTH_MODES, LOOP
 
 if TYPE_CHECKING:
     import torch
 
-    from .faces.detector import FaceDetector
-    from .generate import Wav2LipGenerator
-    from .pipeline import LipSyncOptions
-    from .restore import FaceRestorer
+    from ..faces.detector import FaceDetector
+    from ..pipeline import LipSyncOptions
+    from ..render.generate import Wav2LipGenerator
+    from ..restore import FaceRestorer
 
 logger = logging.getLogger("lipsync")
 LOCATE = LocateOptions()  # the face-finding defaults (pads, batch, face choice, every Nth frame, max gap), defined once there
@@ -236,11 +236,11 @@ def check_args(args: argparse.Namespace) -> None:
 
 def options_from_args(args: argparse.Namespace) -> LipSyncOptions:
     """The run settings that parsed ``args`` ask for (everything but the models and the files)."""
-    from .blend import PasteOptions
-    from .faces.cache import default_cache_dir
-    from .faces.track import Pads
-    from .media import FrameTransform
-    from .pipeline import LipSyncOptions
+    from ..faces.boxes import Pads
+    from ..faces.cache import default_cache_dir
+    from ..media.read import FrameTransform
+    from ..pipeline import LipSyncOptions
+    from ..render.blend import PasteOptions
 
     return LipSyncOptions(
         pads=Pads(*args.pads),
@@ -278,15 +278,15 @@ class Models:
 
 def load_models(args: argparse.Namespace, *, need_detector: bool) -> Models:
     """Build the generator, the face detector (when ``need_detector``) and the optional restorer that ``args`` name."""
-    from .device import pick_device
-    from .generate import Wav2LipGenerator
+    from ..device import pick_device
+    from ..render.generate import Wav2LipGenerator
 
     device = pick_device(args.device)
     detector = load_detector(args, device) if need_detector else None
     generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size, precision=args.precision)
     restorer = None
     if args.restorer:
-        from .restore import load_face_restorer
+        from ..restore import load_face_restorer
 
         restorer = load_face_restorer(args.restorer, device=device)
     return Models(generator, detector, restorer)
@@ -294,7 +294,7 @@ def load_models(args: argparse.Namespace, *, need_detector: bool) -> Models:
 
 def load_detector(args: argparse.Namespace, device: torch.device) -> FaceDetector:
     """The face detector that ``args`` choose (S3FD from --s3fd, or OpenCV's cascade)."""
-    from .faces.choice import build_detector
+    from ..faces.choice import build_detector
 
     return build_detector(args.detector, args.s3fd, device, args.det_max_side, args.face_det_batch_size)
 
@@ -303,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the models and run the pipeline for parsed ``args``."""
     from tqdm import tqdm
 
-    from .pipeline import lipsync_file
+    from ..pipeline import lipsync_file
 
     check_args(args)
     options = options_from_args(args)
@@ -328,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # subcommand name -> module (relative to this package) that defines build_parser() and run(args)
-SUBCOMMANDS: dict[str, str] = {"weights": ".cli_weights", "score": ".cli_score", "train": ".train.cli", "batch": ".cli_batch"}
+SUBCOMMANDS: dict[str, str] = {"weights": ".weights", "score": ".score", "train": "..train.cli", "batch": ".batch"}
 
 
 # The training commands' ranges (lipsync.train.cli has no checks of its own): values that would fail deep inside torch.

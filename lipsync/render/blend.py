@@ -14,9 +14,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
-from .faces.track import Box
-from .generate import paste_faces
+from ..defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
+from ..faces.boxes import Box
+from .crop import paste_faces
 
 BOX = "box"
 MOUTH_MASK = "mouth mask"

@@ -15,8 +15,8 @@ from types import TracebackType
 
 import numpy as np
 
+from ..errors import MediaError, OutputError
 from .audio import AudioSamples, AudioSource
-from .errors import MediaError, OutputError
 
 logger = logging.getLogger(__name__)
 

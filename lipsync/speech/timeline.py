@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .audio import MEL_WINDOW, MelWindows
+from .mel import MEL_WINDOW, MelWindows
 
 
 class LengthMode(str, Enum):

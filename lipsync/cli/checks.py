@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from .errors import OptionError, OutputError
+from ..errors import OptionError, OutputError
 
 MAX_FPS = 240.0  # a still image at more frames per second than any camera is a typo (1 s of speech = fps frames)
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")

@@ -1,0 +1,1 @@
+"""The command line, ``python -m lipsync``: the lip-sync run (``main.py``), up-front checks, and the subcommands."""

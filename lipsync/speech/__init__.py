@@ -1,0 +1,1 @@
+"""Speech as the models see it: the reference mel spectrogram, its per-frame windows, and the length model."""
