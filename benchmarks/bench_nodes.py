@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -154,6 +155,17 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
     }
 
 
+def run_process(args: argparse.Namespace, mode: str, models: str) -> dict:
+    """One paste mode's chain in a fresh process (its own peak RSS), with the fake ComfyUI's models in ``models``."""
+    command = [sys.executable, "-m", "benchmarks.bench_nodes", "--frames", str(args.frames), "--width", str(args.width),
+               "--height", str(args.height), "--repeats", str(args.repeats), "--run", mode]  # fmt: skip
+    environment = {**os.environ, "FAKE_COMFY_MODELS": models}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT, env=environment)
+    if done.returncode:
+        sys.exit(f"{mode}: failed\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=50)
@@ -167,26 +179,29 @@ def main() -> None:
     if args.run:
         sys.stdout.write(json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats)) + "\n")
         return
-    for mode in args.modes.split(","):
-        command = [sys.executable, "-m", "benchmarks.bench_nodes", "--frames", str(args.frames), "--width", str(args.width),
-                   "--height", str(args.height), "--repeats", str(args.repeats), "--run", mode]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
-        if done.returncode:
-            sys.exit(f"{mode}: failed\n{done.stderr}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        lines = [
-            f"== paste mode {mode}: {result['frames']} frames of {result['size']}, {result['threads']} torch threads, "
-            f"best of {result['repeats']}"
-        ]
-        lines += [f"  {name:32s} {fps:9.1f} frames/s" for name, fps in result["fps"].items()]
-        lines.append(f"  {'chain':32s} {result['chain_fps']:9.1f} frames/s")
-        lines.append(
-            f"  peak RSS {result['peak_rss_mib']:.0f} MiB ({result['rss_before_frames_mib']:.0f} before the frames); "
-            f"IMAGE in {result['input_image_mib']:.0f} + out {result['output_image_mib']:.0f} MiB; "
-            f"peak = {result['peak_rss_mib'] / (result['input_image_mib'] + result['output_image_mib']):.2f} x (in + out), "
-            f"above the start {result['peak_over_images']:.2f} x"
-        )
-        sys.stdout.write("\n".join(lines) + "\n")
+    models = tempfile.mkdtemp(prefix="bench-nodes-models-")  # the fake ComfyUI's model folders: removed at the end
+    try:
+        for mode in args.modes.split(","):
+            report(mode, run_process(args, mode, models))
+    finally:
+        shutil.rmtree(models, ignore_errors=True)
+
+
+def report(mode: str, result: dict) -> None:
+    """Print one mode's figures."""
+    lines = [
+        f"== paste mode {mode}: {result['frames']} frames of {result['size']}, {result['threads']} torch threads, "
+        f"best of {result['repeats']}"
+    ]
+    lines += [f"  {name:32s} {fps:9.1f} frames/s" for name, fps in result["fps"].items()]
+    lines.append(f"  {'chain':32s} {result['chain_fps']:9.1f} frames/s")
+    lines.append(
+        f"  peak RSS {result['peak_rss_mib']:.0f} MiB ({result['rss_before_frames_mib']:.0f} before the frames); "
+        f"IMAGE in {result['input_image_mib']:.0f} + out {result['output_image_mib']:.0f} MiB; "
+        f"peak = {result['peak_rss_mib'] / (result['input_image_mib'] + result['output_image_mib']):.2f} x (in + out), "
+        f"above the start {result['peak_over_images']:.2f} x"
+    )
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -107,16 +107,25 @@ def match_colour(face: np.ndarray, reference: np.ndarray, weights: np.ndarray) -
 
 def blend_into(frame: np.ndarray, content: np.ndarray, weights: np.ndarray, region: Box) -> None:
     """``frame[region] = weights * content + (1 - weights) * frame[region]`` in place; ``content`` is float in
-    the frame's scale (0..255 for uint8 frames, which are rounded back)."""
-    x1, y1, x2, y2 = region
-    original = frame[y1:y2, x1:x2]
-    if frame.dtype == np.float32:  # the same sums, written back in place: one region-sized temporary
+    the frame's scale (0..255 for uint8 frames, which are rounded back).
+
+    Only the rows and columns where a weight is non-zero are computed: elsewhere the sum gives the frame's own
+    pixels back exactly, and a mouth mask leaves most of its box (the upper face) at zero.
+    """
+    rows, columns = np.flatnonzero(weights.any(axis=1)), np.flatnonzero(weights.any(axis=0))
+    if not rows.size:
+        return
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+    x1, y1 = region[:2]
+    original = frame[y1 + top : y1 + bottom, x1 + left : x1 + right]
+    content, weights = content[top:bottom, left:right], weights[top:bottom, left:right, None]
+    if frame.dtype == np.float32:  # the same sums, written back in place: one temporary
         change = content - original
-        change *= weights[..., None]
+        change *= weights
         original += change
         return
     base = original.astype(np.float32)
-    mixed = base + weights[..., None] * (content - base)
+    mixed = base + weights * (content - base)
     if frame.dtype == np.uint8:
         original[...] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
     else:

@@ -34,7 +34,7 @@ def frame_view(frame: torch.Tensor) -> np.ndarray:
     return frame.numpy()
 
 
-def resize_bilinear(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+def _resize(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """Bilinear ``[h, w, C]`` -> ``[height, width, C]`` float32 on the image's device: ``cv2.INTER_LINEAR``'s
     formula (half-pixel centres, no antialias), so it agrees with OpenCV to float rounding."""
     chw = image.permute(2, 0, 1)[None].float()
@@ -52,7 +52,7 @@ def crop_faces(frames: Sequence[torch.Tensor], boxes: Sequence[Box], size: int) 
         return torch.from_numpy(crop_faces_numpy([frame_view(frame) for frame in frames], boxes, size))
     crops = torch.empty((len(frames), size, size, 3), dtype=frames[0].dtype, device=frames[0].device)
     for crop, frame, (x1, y1, x2, y2) in zip(crops, frames, boxes, strict=True):
-        resized = resize_bilinear(frame[y1:y2, x1:x2, :3], size, size)
+        resized = _resize(frame[y1:y2, x1:x2, :3], size, size)
         crop.copy_(resized.add(0.5).clamp(0, 255) if frame.dtype == torch.uint8 else resized)
     return crops
 
@@ -65,12 +65,12 @@ def _paste_on_device(frame: torch.Tensor, face: torch.Tensor, box: Box, options:
     is_uint8 = frame.dtype == torch.uint8
     if options.mode == BOX and not options.colour_match:
         if is_uint8:  # the reference's truncation before its resize; the resize itself rounds
-            resized = resize_bilinear((face * 255.0).to(torch.uint8), x2 - x1, y2 - y1).add(0.5).clamp(0, 255)
+            resized = _resize((face * 255.0).to(torch.uint8), x2 - x1, y2 - y1).add(0.5).clamp(0, 255)
         else:
-            resized = resize_bilinear(face, x2 - x1, y2 - y1)
+            resized = _resize(face, x2 - x1, y2 - y1)
         target.copy_(resized.to(frame.dtype))
         return
-    content = resize_bilinear(face, x2 - x1, y2 - y1) * (255.0 if is_uint8 else 1.0)
+    content = _resize(face, x2 - x1, y2 - y1) * (255.0 if is_uint8 else 1.0)
     weights = torch.from_numpy(np.array(box_mask(box, options))).to(face.device)[..., None]
     base = region.float()
     if options.colour_match:

@@ -8,11 +8,12 @@ import math
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask, resize_into, tint_mask
-from ..lipsync.engine import clamp_boxes, frame_view, paste_faces, resize_bilinear
+from ..lipsync.blend import BOX, PASTE_MODES, PasteOptions, box_mask, tint_mask
+from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.track import Box, FaceTrack
 from .comfy_glue import Progress, chunks, image_tensor, output_image
 from .sockets import CATEGORY, FaceTrackSocket
@@ -29,14 +30,16 @@ def mask_preview(preview: np.ndarray, frame: torch.Tensor, box: Box | None, opti
     """Write into ``preview`` (float32 ``[h, w, 3]``) the pasted ``frame`` downscaled and tinted red where its mask
     replaces pixels (``blend.tint_mask``).
 
-    Bilinear, not area, downscaling: the preview is for the eye, and area averaging a 720p frame costs more than
-    the whole paste. Only the box is tinted (the mask is 0 elsewhere); a frame on a GPU is downscaled there.
+    Nearest-pixel downscaling: the preview is for the eye, and it then reads only the rows it keeps (area or
+    bilinear averaging read the whole frame and cost more than the paste itself). Only the box is tinted (the
+    mask is 0 elsewhere); a frame on a GPU is downscaled there and only the preview comes back.
     """
     height, width = preview.shape[:2]
     if frame.device.type != "cpu":
-        torch.from_numpy(preview).copy_(resize_bilinear(frame, width, height) if frame.shape[:2] != (height, width) else frame)
+        downscaled = F.interpolate(frame.permute(2, 0, 1)[None], size=(height, width), mode="nearest-exact")[0].permute(1, 2, 0)
+        torch.from_numpy(preview).copy_(downscaled)
     elif frame.shape[:2] != (height, width):
-        resize_into(frame_view(frame), preview)
+        cv2.resize(frame_view(frame), (width, height), dst=preview, interpolation=cv2.INTER_NEAREST_EXACT)
     else:
         preview[...] = frame_view(frame)
     if box is None:
