@@ -36,8 +36,7 @@ def mask_preview(preview: np.ndarray, frame: torch.Tensor, box: Box | None, opti
     """
     height, width = preview.shape[:2]
     if frame.device.type != "cpu":
-        downscaled = F.interpolate(frame.permute(2, 0, 1)[None], size=(height, width), mode="nearest-exact")[0].permute(1, 2, 0)
-        torch.from_numpy(preview).copy_(downscaled)
+        torch.from_numpy(preview).copy_(downscale_nearest(frame, height, width))
     elif frame.shape[:2] != (height, width):
         cv2.resize(frame_view(frame), (width, height), dst=preview, interpolation=cv2.INTER_NEAREST_EXACT)
     else:
@@ -52,6 +51,12 @@ def mask_preview(preview: np.ndarray, frame: torch.Tensor, box: Box | None, opti
     if weights.shape != (bottom - top, right - left):
         weights = cv2.resize(weights, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
     tint_mask(preview[top:bottom, left:right], weights)
+
+
+def downscale_nearest(frame: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[H, W, C]`` -> ``[height, width, C]`` on the frame's device, nearest pixel with half-pixel centres: the
+    pixels ``cv2.INTER_NEAREST_EXACT`` picks, so a preview made on a GPU is the one made on the CPU."""
+    return F.interpolate(frame.permute(2, 0, 1)[None], size=(height, width), mode="nearest-exact")[0].permute(1, 2, 0)
 
 
 def preview_size(height: int, width: int) -> tuple[int, int]:

@@ -78,6 +78,25 @@ def test_mouth_mask_paste_keeps_the_upper_face_and_has_no_seam() -> None:
     assert seam(masked) < 0.5 * seam(boxed)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_mouth_mask_paste_is_the_weighted_sum_over_the_whole_box(dtype) -> None:
+    """The blend skips the rows and columns where the mask is 0: the result is still the formula over the whole box."""
+    frame = astronaut() if dtype == np.uint8 else astronaut().astype(np.float32) / 255.0
+    face = np.random.default_rng(3).random((96, 96, 3), dtype=np.float32)
+    x1, y1, x2, y2 = ASTRONAUT_BOX
+    ours = frame.copy()
+    paste_face(ours, face, ASTRONAUT_BOX, PasteOptions(mode=MOUTH_MASK, mask_size=0.6))
+    scale = 255.0 if dtype == np.uint8 else 1.0
+    content = cv2.resize(face, (x2 - x1, y2 - y1)) * np.float32(scale)
+    weights = mouth_mask(y2 - y1, x2 - x1, 0.6)[..., None]
+    base = frame[y1:y2, x1:x2].astype(np.float32)
+    mixed = base + weights * (content - base)
+    expected = frame.copy()
+    expected[y1:y2, x1:x2] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8) if dtype == np.uint8 else mixed
+    assert (weights == 0).mean() > 0.5  # most of the box is skipped
+    assert np.array_equal(ours, expected)
+
+
 def test_colour_match_moves_the_cast_back() -> None:
     frame = astronaut()
     x1, y1, x2, y2 = ASTRONAUT_BOX
