@@ -141,7 +141,7 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: Box, options: PasteOpti
     x1, y1, x2, y2 = box
     face = np.ascontiguousarray(face, dtype=np.float32)
     if options.mode == BOX and not options.colour_match:
-        resize_into(face if frame.dtype != np.uint8 else (face * 255.0).astype(np.uint8), frame[y1:y2, x1:x2])
+        _resize_into(face if frame.dtype != np.uint8 else (face * 255.0).astype(np.uint8), frame[y1:y2, x1:x2])
         return
     resized = cv2.resize(face, (x2 - x1, y2 - y1))
     if frame.dtype == np.uint8:
@@ -152,7 +152,7 @@ def paste_face(frame: np.ndarray, face: np.ndarray, box: Box, options: PasteOpti
     blend_into(frame, resized, weights, box)
 
 
-def resize_into(image: np.ndarray, target: np.ndarray) -> None:
+def _resize_into(image: np.ndarray, target: np.ndarray) -> None:
     """``target[...] = cv2.resize(image, target's size)`` (bilinear), OpenCV writing straight into the view where it can."""
     written = cv2.resize(image, (target.shape[1], target.shape[0]), dst=target)
     if written is not target:  # another dtype or layout: OpenCV made its own array
