@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
 from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
+from ..lipsync.faces.boxes import Box
 from ..lipsync.faces.track import FaceTrack
-from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions, box_mask
+from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions, box_mask, tint_mask
 from .comfy_glue import Progress, chunks, image_tensor, output_image
 from .sockets import CATEGORY, FaceTrackSocket
 from .status import face_status
@@ -22,30 +25,46 @@ logger = logging.getLogger(__name__)
 
 
 PREVIEW_SIDE = 512  # the mask preview is for the eye: at most this long a side, not another full-size batch
-PREVIEW_OPACITY = 0.5  # of the red tint where the mask is 1
+CHUNK = 64  # frames pasted between progress updates (where Cancel takes effect)
 
 
-def mask_previews(frames: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Frames tinted red where each mask replaces pixels (``blend.mask_overlay``), downscaled to PREVIEW_SIDE.
+def mask_preview(preview: np.ndarray, frame: torch.Tensor, box: Box | None, options: PasteOptions) -> None:
+    """Write into ``preview`` (float32 ``[h, w, 3]``) the pasted ``frame`` downscaled and tinted red where its mask
+    replaces pixels (``blend.tint_mask``).
 
-    Bilinear, not area, downscaling, and the tint computed in place: the preview is for the eye, and area
-    averaging a 720p float frame costs more than the whole paste.
+    Nearest-pixel downscaling: the preview is for the eye, and it then reads only the rows it keeps (area or
+    bilinear averaging read the whole frame and cost more than the paste itself). Only the box is tinted (the
+    mask is 0 elsewhere); a frame on a GPU is downscaled there and only the preview comes back.
     """
-    height, width = frames.shape[1:3]
+    height, width = preview.shape[:2]
+    if frame.device.type != "cpu":
+        torch.from_numpy(preview).copy_(downscale_nearest(frame, height, width))
+    elif frame.shape[:2] != (height, width):
+        cv2.resize(frame_view(frame), (width, height), dst=preview, interpolation=cv2.INTER_NEAREST_EXACT)
+    else:
+        preview[...] = frame_view(frame)
+    if box is None:
+        return
+    x1, y1, x2, y2 = box
+    scale_x, scale_y = width / frame.shape[1], height / frame.shape[0]
+    left, top = min(width - 1, int(x1 * scale_x)), min(height - 1, int(y1 * scale_y))
+    right, bottom = max(left + 1, min(width, math.ceil(x2 * scale_x))), max(top + 1, min(height, math.ceil(y2 * scale_y)))
+    weights = box_mask(box, options)
+    if weights.shape != (bottom - top, right - left):
+        weights = cv2.resize(weights, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+    tint_mask(preview[top:bottom, left:right], weights)
+
+
+def downscale_nearest(frame: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``[H, W, C]`` -> ``[height, width, C]`` on the frame's device, nearest pixel with half-pixel centres: the
+    pixels ``cv2.INTER_NEAREST_EXACT`` picks, so a preview made on a GPU is the one made on the CPU."""
+    return F.interpolate(frame.permute(2, 0, 1)[None], size=(height, width), mode="nearest-exact")[0].permute(1, 2, 0)
+
+
+def preview_size(height: int, width: int) -> tuple[int, int]:
+    """The mask preview's ``(height, width)``: the frame's, shrunk to at most PREVIEW_SIDE a side."""
     scale = min(1.0, PREVIEW_SIDE / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    previews = torch.empty((len(frames), size[1], size[0], 3), dtype=torch.float32)
-    for index in range(len(frames)):
-        frame, mask, preview = frame_view(frames[index].cpu()), frame_view(masks[index].cpu()), frame_view(previews[index])
-        if scale < 1.0:
-            preview[...] = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-            mask = cv2.resize(mask, size, interpolation=cv2.INTER_LINEAR)
-        else:
-            preview[...] = frame
-        alpha = mask * np.float32(PREVIEW_OPACITY)
-        preview *= (1.0 - alpha)[..., None]
-        preview[..., 0] += alpha
-    return previews
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 class PasteFaces(io.ComfyNode):
@@ -92,11 +111,14 @@ class PasteFaces(io.ComfyNode):
             raise ValueError(f"{faces.shape[0]} faces for {output_track.count} output frames; connect Crop Faces' output_track.")
         options = PasteOptions(mode, mask_size, feather, vertical_offset, colour_match)
         generated = image_tensor(faces)
-        result = output_image(frames, output_track.sources)
-        masks = torch.zeros((output_track.count, output_track.frame_height, output_track.frame_width), dtype=torch.float32)
+        result = output_image(frames, output_track.sources)  # the one copy of the batch; the rest touches the boxes only
+        count, height, width = output_track.count, output_track.frame_height, output_track.frame_width
+        # np.zeros takes memory the system has already zeroed (torch.zeros writes every byte): only the boxes cost.
+        masks = torch.from_numpy(np.zeros((count, height, width), dtype=np.float32))
+        previews = torch.empty((count, *preview_size(height, width), 3), dtype=torch.float32)
         device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
-        progress = Progress(output_track.count)
-        for block in chunks(output_track.count, 64):
+        progress = Progress(count)
+        for block in chunks(count, CHUNK):
             indices = [index for index in block if output_track.box(index) is not None]
             if indices:
                 boxes = [output_track.box(index) for index in indices]
@@ -105,8 +127,9 @@ class PasteFaces(io.ComfyNode):
                 clamp_boxes(pasted, boxes)
                 for index, (x1, y1, x2, y2) in zip(indices, boxes, strict=True):
                     frame_view(masks[index])[y1:y2, x1:x2] = box_mask((x1, y1, x2, y2), options)
+            for index in block:
+                mask_preview(frame_view(previews[index]), result[index], output_track.box(index), options)
             progress.advance(len(block))
-        preview = mask_previews(result, masks)
         if output_track.frames_without_face:
             logger.info("%d of %d frames had no face and were passed through", output_track.frames_without_face, output_track.count)
-        return io.NodeOutput(result, masks, preview, ui=face_status(output_track, "Paste Faces Back", log=False))
+        return io.NodeOutput(result, masks, previews, ui=face_status(output_track, "Paste Faces Back", log=False))

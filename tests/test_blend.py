@@ -11,7 +11,7 @@ from skimage import data
 from lipsync.faces.geometry import CropGeometry
 from lipsync.faces.track import FaceTrack
 from lipsync.media.read import iter_video_frames
-from lipsync.render.blend import BOX, MOUTH_MASK, PasteOptions, frame_mask, mask_overlay, match_colour, mouth_mask, paste_face
+from lipsync.render.blend import BOX, MOUTH_MASK, PasteOptions, box_mask, match_colour, mouth_mask, paste_face, tint_mask
 from lipsync.render.crop import crop_faces, paste_faces
 
 ASTRONAUT_BOX = (160, 30, 280, 180)  # x1, y1, x2, y2 around the face in skimage's astronaut (512x512)
@@ -79,6 +79,25 @@ def test_mouth_mask_paste_keeps_the_upper_face_and_has_no_seam() -> None:
     assert seam(masked) < 0.5 * seam(boxed)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_mouth_mask_paste_is_the_weighted_sum_over_the_whole_box(dtype) -> None:
+    """The blend skips the rows and columns where the mask is 0: the result is still the formula over the whole box."""
+    frame = astronaut() if dtype == np.uint8 else astronaut().astype(np.float32) / 255.0
+    face = np.random.default_rng(3).random((96, 96, 3), dtype=np.float32)
+    x1, y1, x2, y2 = ASTRONAUT_BOX
+    ours = frame.copy()
+    paste_face(ours, face, ASTRONAUT_BOX, PasteOptions(mode=MOUTH_MASK, mask_size=0.6))
+    scale = 255.0 if dtype == np.uint8 else 1.0
+    content = cv2.resize(face, (x2 - x1, y2 - y1)) * np.float32(scale)
+    weights = mouth_mask(y2 - y1, x2 - x1, 0.6)[..., None]
+    base = frame[y1:y2, x1:x2].astype(np.float32)
+    mixed = base + weights * (content - base)
+    expected = frame.copy()
+    expected[y1:y2, x1:x2] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8) if dtype == np.uint8 else mixed
+    assert (weights == 0).mean() > 0.5  # most of the box is skipped
+    assert np.array_equal(ours, expected)
+
+
 def test_colour_match_moves_the_cast_back() -> None:
     frame = astronaut()
     x1, y1, x2, y2 = ASTRONAUT_BOX
@@ -95,18 +114,20 @@ def test_colour_match_moves_the_cast_back() -> None:
     assert np.isfinite(match_colour(flat, np.random.default_rng(1).random((4, 4, 3)).astype(np.float32), weights)).all()
 
 
-def test_debug_mask_and_overlay() -> None:
-    frame = astronaut()
-    options = PasteOptions(mode=MOUTH_MASK)
-    mask = frame_mask(512, 512, ASTRONAUT_BOX, options)
+def test_box_masks_and_the_red_tint() -> None:
     x1, y1, x2, y2 = ASTRONAUT_BOX
-    assert mask.shape == (512, 512) and mask[y1:y2, x1:x2].max() == pytest.approx(1.0, abs=0.02) and mask.sum() == mask[y1:y2, x1:x2].sum()
-    assert np.array_equal(frame_mask(512, 512, ASTRONAUT_BOX, PasteOptions())[y1:y2, x1:x2], np.ones((y2 - y1, x2 - x1)))
-    assert not frame_mask(512, 512, None, options).any()
-    overlay = mask_overlay(frame, mask)
-    assert overlay.dtype == np.float32 and overlay.shape == frame.shape
-    mouth = (y1 + 105, x1 + 60)
-    assert overlay[mouth][0] > frame[mouth][0] / 255.0 and np.allclose(overlay[0, 0], frame[0, 0] / 255.0)
+    assert np.array_equal(box_mask(ASTRONAUT_BOX, PasteOptions()), np.ones((y2 - y1, x2 - x1)))
+    weights = box_mask(ASTRONAUT_BOX, PasteOptions(mode=MOUTH_MASK))
+    assert weights.shape == (y2 - y1, x2 - x1) and not weights.flags.writeable
+    image = astronaut()[y1:y2, x1:x2].astype(np.float32) / 255.0
+    tinted = image.copy()
+    tint_mask(tinted, weights)
+    kept = weights == 0
+    assert kept.any() and np.array_equal(tinted[kept], image[kept])  # no tint where nothing is replaced
+    mouth = (105, 60)
+    assert weights[mouth] == pytest.approx(1.0, abs=0.02)
+    assert np.allclose(tinted[mouth], 0.5 * image[mouth] + [0.5, 0.0, 0.0], atol=0.01)  # half the way to pure red
+    assert tinted.max() <= 1.0 and tinted.min() >= 0.0
 
 
 @pytest.mark.parametrize("box", [(160, 30, 280, 180), (101, 57, 330, 140), (0, 0, 77, 300)])

@@ -277,6 +277,34 @@ def test_paste_keeps_frames_without_face_and_never_mutates_inputs(nodes) -> None
     assert torch.equal(result[0, :40], frames[0, :40])
 
 
+def test_mask_preview_is_the_downscaled_result_tinted_only_in_the_box(nodes) -> None:
+    """A 1280x720 batch: the preview is at most 512 px, the result's own pixels (nearest) outside the box, redder inside."""
+    from comfyui_lipsync.lipsync.faces.track import FaceTrack
+
+    image = cv2.resize(data.astronaut(), (1280, 720)).astype(np.float32) / 255.0
+    frames = torch.from_numpy(np.stack([image, image[::-1].copy()]))
+    box = (520, 200, 760, 440)
+    track = FaceTrack.identity(720, 1280, [box, None])
+    faces = torch.full((2, 96, 96, 3), 0.25)
+    result, masks, preview = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=track, mode="mouth mask").args
+    assert preview.shape == (2, 288, 512, 3) and preview.dtype == torch.float32
+    rows = ((np.arange(288) + 0.5) * 720 / 288).astype(int)  # the centre of each preview pixel, in the frame
+    columns = ((np.arange(512) + 0.5) * 1280 / 512).astype(int)
+    sampled = result.numpy()[:, rows][:, :, columns]
+    assert np.array_equal(preview[1].numpy(), sampled[1])  # no face: the frame itself, untinted
+    x1, y1, x2, y2 = (int(value * 0.4) for value in box)  # the box in the preview (scale 0.4)
+    outside = np.ones((288, 512), bool)
+    outside[y1 : y2 + 1, x1 : x2 + 1] = False
+    assert np.array_equal(preview[0].numpy()[outside], sampled[0][outside])
+    mouth = (int((box[1] + 0.7 * 240) * 0.4), int((box[0] + 120) * 0.4))
+    assert masks[0, round(mouth[0] / 0.4), round(mouth[1] / 0.4)] > 0.95
+    assert np.allclose(preview[0][mouth].numpy(), 0.5 * sampled[0][mouth] + [0.5, 0.0, 0.0], atol=0.03)  # half-way to red
+    eyes = (y1 + 10, (x1 + x2) // 2)  # mask 0 in the upper face: not tinted
+    assert np.array_equal(preview[0][eyes].numpy(), sampled[0][eyes])
+    on_device = nodes["paste_faces"].downscale_nearest(result[0], 288, 512)  # what a GPU runs: the same pixels
+    assert torch.equal(on_device, torch.from_numpy(sampled[0]))
+
+
 def test_all_in_one_equals_the_separate_nodes(nodes, installed_weights) -> None:
     frames, audio = face_frames(4), audio_input(0.6)
     patcher = nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
@@ -351,8 +379,10 @@ def test_node_path_makes_no_full_batch_copies(nodes, installed_weights) -> None:
     all_in_one()  # first calls compile and import (numba, librosa): not what is measured
     tracemalloc.start()
     try:
-        pasted = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=output_track)[0]
+        pasted, masks, _ = nodes["paste_faces"].PasteFaces.execute(frames=frames, faces=faces, output_track=output_track).args
         _, paste_peak = tracemalloc.get_traced_memory()
+        paste_peak -= masks.numel() * masks.element_size()  # the MASK output is numpy memory: not a temporary
+        del masks
         tracemalloc.reset_peak()
         combined = all_in_one()
         _, all_in_one_peak = tracemalloc.get_traced_memory()

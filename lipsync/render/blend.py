@@ -1,4 +1,4 @@
-"""Paste-back through a soft mouth mask: the mask, its feathering, colour matching, and a debug view.
+"""Paste-back through a soft mouth mask: the mask, its feathering, colour matching, and the red tint that shows it.
 
 The reference writes the whole generated box into the frame, which leaves a visible seam and replaces
 the sharp upper face with Wav2Lip's blurry reconstruction. Here only the lower face (where Wav2Lip
@@ -16,7 +16,6 @@ import numpy as np
 
 from ..defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
 from ..faces.boxes import Box
-from .crop import paste_faces
 
 BOX = "box"
 MOUTH_MASK = "mouth mask"
@@ -27,6 +26,7 @@ MASK_CENTRE_Y = 0.70
 MASK_RADIUS_X = 0.36
 MASK_RADIUS_Y = 0.25
 EDGE_FADE = 0.04  # the mask reaches zero this far (fraction of the box) inside the box edge
+TINT_OPACITY = 0.5  # of the red tint where a mask is 1
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,18 @@ def mouth_mask(height: int, width: int, size: float = 1.0, feather: float = 0.35
 
 
 def box_mask(box: Box, options: PasteOptions) -> np.ndarray:
-    """The weights ``[y2-y1, x2-x1]`` with which a face is pasted into ``box``."""
+    """The weights ``[y2-y1, x2-x1]`` with which a face is pasted into ``box`` (read-only: cached per box size)."""
     x1, y1, x2, y2 = box
     if options.mode == BOX:
-        return np.ones((y2 - y1, x2 - x1), dtype=np.float32)
+        return _ones(y2 - y1, x2 - x1)
     return mouth_mask(y2 - y1, x2 - x1, options.mask_size, options.feather, options.vertical_offset)
+
+
+@lru_cache(maxsize=16)
+def _ones(height: int, width: int) -> np.ndarray:
+    ones = np.ones((height, width), dtype=np.float32)
+    ones.setflags(write=False)
+    return ones
 
 
 def match_colour(face: np.ndarray, reference: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -101,11 +108,25 @@ def match_colour(face: np.ndarray, reference: np.ndarray, weights: np.ndarray) -
 
 def blend_into(frame: np.ndarray, content: np.ndarray, weights: np.ndarray, region: Box) -> None:
     """``frame[region] = weights * content + (1 - weights) * frame[region]`` in place; ``content`` is float in
-    the frame's scale (0..255 for uint8 frames, which are rounded back)."""
-    x1, y1, x2, y2 = region
-    original = frame[y1:y2, x1:x2]
+    the frame's scale (0..255 for uint8 frames, which are rounded back).
+
+    Only the rows and columns where a weight is non-zero are computed: elsewhere the sum gives the frame's own
+    pixels back exactly, and a mouth mask leaves most of its box (the upper face) at zero.
+    """
+    rows, columns = np.flatnonzero(weights.any(axis=1)), np.flatnonzero(weights.any(axis=0))
+    if not rows.size:
+        return
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+    x1, y1 = region[:2]
+    original = frame[y1 + top : y1 + bottom, x1 + left : x1 + right]
+    content, weights = content[top:bottom, left:right], weights[top:bottom, left:right, None]
+    if frame.dtype == np.float32:  # the same sums, written back in place: one temporary
+        change = content - original
+        change *= weights
+        original += change
+        return
     base = original.astype(np.float32)
-    mixed = base + weights[..., None] * (content - base)
+    mixed = base + weights * (content - base)
     if frame.dtype == np.uint8:
         original[...] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
     else:
@@ -113,31 +134,35 @@ def blend_into(frame: np.ndarray, content: np.ndarray, weights: np.ndarray, regi
 
 
 def paste_face(frame: np.ndarray, face: np.ndarray, box: Box, options: PasteOptions) -> None:
-    """Put one generated face (float RGB 0..1, any square size) back into ``frame`` in place."""
-    if options.mode == BOX and not options.colour_match:
-        paste_faces([frame], face[None], [box])  # the reference, bit for bit
-        return
+    """Put one generated face (float RGB 0..1, any square size) back into ``frame`` in place.
+
+    Box mode is the reference hard paste bit for bit (``generate.paste_faces``: uint8 frames get its
+    truncating ``* 255 -> uint8`` before the resize), resized straight into the frame's box.
+    """
     x1, y1, x2, y2 = box
-    scale = 255.0 if frame.dtype == np.uint8 else 1.0
-    resized = cv2.resize(np.ascontiguousarray(face, dtype=np.float32), (x2 - x1, y2 - y1)) * scale
+    face = np.ascontiguousarray(face, dtype=np.float32)
+    if options.mode == BOX and not options.colour_match:
+        _resize_into(face if frame.dtype != np.uint8 else (face * 255.0).astype(np.uint8), frame[y1:y2, x1:x2])
+        return
+    resized = cv2.resize(face, (x2 - x1, y2 - y1))
+    if frame.dtype == np.uint8:
+        resized *= 255.0
     weights = box_mask(box, options)
     if options.colour_match:
         resized = match_colour(resized, frame[y1:y2, x1:x2].astype(np.float32), weights)
     blend_into(frame, resized, weights, box)
 
 
-def frame_mask(height: int, width: int, box: Box | None, options: PasteOptions) -> np.ndarray:
-    """The paste weights over the whole frame (zeros without a face): the debug view of the mask."""
-    mask = np.zeros((height, width), dtype=np.float32)
-    if box is not None:
-        x1, y1, x2, y2 = box
-        mask[y1:y2, x1:x2] = box_mask(box, options)
-    return mask
+def _resize_into(image: np.ndarray, target: np.ndarray) -> None:
+    """``target[...] = cv2.resize(image, target's size)`` (bilinear), OpenCV writing straight into the view where it can."""
+    written = cv2.resize(image, (target.shape[1], target.shape[0]), dst=target)
+    if written is not target:  # another dtype or layout: OpenCV made its own array
+        target[...] = written
 
 
-def mask_overlay(frame: np.ndarray, mask: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-    """A float RGB copy of ``frame`` (0..1) tinted red where the mask is: shows what is replaced."""
-    image = frame.astype(np.float32) / (255.0 if frame.dtype == np.uint8 else 1.0)
-    tint = np.array([1.0, 0.0, 0.0], dtype=np.float32)
-    alpha = (opacity * mask)[..., None]
-    return image * (1.0 - alpha) + tint * alpha
+def tint_mask(image: np.ndarray, weights: np.ndarray, opacity: float = TINT_OPACITY) -> None:
+    """Tint a float RGB ``image`` (0..1) red in place, by ``opacity`` where ``weights`` (same height and width) are 1:
+    shows what a paste replaces. Only the region under a mask needs it: weights 0 leave pixels as they are."""
+    alpha = weights * np.float32(opacity)
+    image *= (1.0 - alpha)[..., None]
+    image[..., 0] += alpha
