@@ -31,6 +31,7 @@ from .errors import NoFaceError
 from .faces.boxes import Box, Pads
 from .faces.detector import FaceDetector
 from .faces.locate import FaceLocator, LocateOptions
+from .faces.report import MISSING_FACE_MODES, MissingFace
 from .media.audio import AudioSource, load_audio
 from .media.framestore import FrameStore
 from .media.read import FrameSource, FrameTransform, open_frame_source
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 T = TypeVar("T")
-MISSING_FACE_MODES = ("passthrough", "error")
+
 FILE_LENGTH_MODES = LENGTH_MODES  # every length mode works on a file (kept for the nodes' and callers' imports)
 NO_DETECTOR = "a face detector is needed unless a fixed box is given"
 LOCATE = LocateOptions()  # the face-finding defaults, defined once there
@@ -65,7 +66,7 @@ class LipSyncOptions:
     transform: FrameTransform = field(default_factory=FrameTransform)
     face_det_batch_size: int = LOCATE.batch_size
     wav2lip_batch_size: int = DEFAULT_GENERATION_BATCH
-    on_missing_face: str = "passthrough"
+    on_missing_face: str = MissingFace.PASSTHROUGH
     face_choice: str = LOCATE.face_choice
     face_index: int = LOCATE.face_index
     crf: int = DEFAULT_CRF
@@ -301,7 +302,7 @@ def lipsync_file(
                 break
             frames = [frame for frame, _ in chunk]
             with_face = [index for index, (_, box) in enumerate(chunk) if box is not None]
-            if len(with_face) < len(chunk) and options.on_missing_face == "error":
+            if len(with_face) < len(chunk) and options.on_missing_face == MissingFace.ERROR:
                 missing = written + next(i for i, (_, box) in enumerate(chunk) if box is None)
                 raise NoFaceError(
                     f"No face detected in output frame {missing}. Give a fixed --box, raise --det-max-side, "

@@ -31,6 +31,7 @@ from ..device import PRECISIONS
 from ..errors import Cancelled, LipSyncError, MediaError, OptionError
 from ..faces.choice import DETECTORS
 from ..faces.locate import LocateOptions
+from ..faces.report import MISSING_FACE_MODES, MissingFace
 from ..faces.stream import FACE_CHOICES, LEFT_TO_RIGHT
 from ..media.read import FrameTransform
 from ..media.write import ENCODERS
@@ -121,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--on-missing-face",
-        choices=("passthrough", "error"),
-        default="passthrough",
+        choices=MISSING_FACE_MODES,
+        default=MissingFace.PASSTHROUGH.value,
         help="frames without a face: keep unchanged, or stop as the reference does",
     )
     parser.add_argument(

@@ -10,8 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..choices import Choice
 from .track import FaceTrack
 
+
+class MissingFace(Choice):
+    """What a run does with a frame where no face was found."""
+
+    PASSTHROUGH = "passthrough"  # keep the frame unchanged
+    ERROR = "error"  # stop the run with an error naming the frame, as the reference does
+
+
+MISSING_FACE_MODES = MissingFace.words()
 MAX_RANGES = 3  # frame ranges listed before "..."
 
 

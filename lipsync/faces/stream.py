@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..choices import Choice
 from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_MAX_GAP
 from ..errors import NoFaceError
 from .boxes import Box, Pads, box_iou, padded_box
@@ -17,11 +18,19 @@ if TYPE_CHECKING:  # the detector module imports torch; the command line's --hel
     from .detector import FaceDetector
 
 DEFAULT_PADS = Pads()
-BEST = "best score"
-LARGEST = "largest"
-LEFT_TO_RIGHT = "left to right"
-CENTRE = "closest to centre"
-FACE_CHOICES = (BEST, LARGEST, LEFT_TO_RIGHT, CENTRE)
+
+
+class FaceChoice(Choice):
+    """Which face to follow when a frame has several."""
+
+    BEST = "best score"
+    LARGEST = "largest"
+    LEFT_TO_RIGHT = "left to right"  # with a face index: 0 the leftmost face, 1 the next, ...
+    CENTRE = "closest to centre"
+
+
+BEST, LARGEST, LEFT_TO_RIGHT, CENTRE = FaceChoice
+FACE_CHOICES = FaceChoice.words()
 IDENTITY_MIN_IOU = 0.3  # a detection overlapping the last box this much is the same face
 
 

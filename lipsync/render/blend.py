@@ -14,12 +14,20 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..choices import Choice
 from ..defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
 from ..faces.boxes import Box
 
-BOX = "box"
-MOUTH_MASK = "mouth mask"
-PASTE_MODES = (BOX, MOUTH_MASK)
+
+class PasteMode(Choice):
+    """How a generated face goes back into its frame."""
+
+    BOX = "box"  # the whole box, as the reference pastes
+    MOUTH_MASK = "mouth mask"  # only the lower face, through a feathered ellipse
+
+
+BOX, MOUTH_MASK = PasteMode
+PASTE_MODES = PasteMode.words()
 
 # The mask ellipse at size 1, as fractions of the box: it covers nose tip to chin, cheek to cheek.
 MASK_CENTRE_Y = 0.70

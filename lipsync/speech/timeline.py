@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from functools import cached_property
 
 import numpy as np
 
+from ..choices import Choice
 from .mel import MEL_WINDOW, MelWindows
 
 
-class LengthMode(str, Enum):
+class LengthMode(Choice):
     """How the lengths of speech and video are matched. The values are the words saved in workflows and given to
     ``--length-mode``, so plain strings work wherever a mode is expected."""
 
@@ -20,28 +20,14 @@ class LengthMode(str, Enum):
     TRIM = "trim to shorter"  # whichever ends first ends the output
     FIT_AUDIO = "fit audio to video"  # the video sets the length; the speech is cut or padded with silence
 
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
     @property
     def repeats_video(self) -> bool:
         """Whether source frames are shown again once the video has run out."""
         return self in (LengthMode.LOOP, LengthMode.PING_PONG)
 
-    @classmethod
-    def of(cls, mode: str) -> LengthMode:
-        """``mode`` (a member or its value) as a member; a clear error for anything else."""
-        try:
-            return cls(mode)
-        except ValueError:
-            raise ValueError(f"length mode must be one of {LENGTH_MODES}, got {mode!r}") from None
-
 
 LOOP, PING_PONG, TRIM, FIT_AUDIO = LengthMode
-LENGTH_MODES = tuple(mode.value for mode in LengthMode)  # the choices, as plain strings (widgets, argparse)
+LENGTH_MODES = LengthMode.words()  # the choices, as plain strings (widgets, argparse)
 
 SILENCE_LEVEL = -4.0  # the normalised mel of silence
 

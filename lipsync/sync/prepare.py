@@ -12,16 +12,24 @@ from collections.abc import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from ..choices import Choice
 from ..faces.boxes import Pads, padded_box
 from ..faces.locate import RawBox
 from ..faces.smoothing import smooth_boxes
 from ..faces.stream import DEFAULT_PADS
 from .crops import cut_v2_crop, expert_crop, fill_missing_boxes, v2_crop_windows
 
-FULL_FRAMES = "full frames"
-FACE_CROPS = "face crops"
-SYNCNET_CROPS = "syncnet_v2 crops (as is)"
-INPUT_KINDS = (FULL_FRAMES, FACE_CROPS, SYNCNET_CROPS)
+
+class InputKind(Choice):
+    """What the images given to a scorer are."""
+
+    FULL_FRAMES = "full frames"  # whole frames: faces are detected, or a fixed box is used
+    FACE_CROPS = "face crops"  # each image is the face box (Crop Faces' output, a run's crops)
+    SYNCNET_CROPS = "syncnet_v2 crops (as is)"  # syncnet_python's 224x224 face tracks, used as they are
+
+
+FULL_FRAMES, FACE_CROPS, SYNCNET_CROPS = InputKind
+INPUT_KINDS = InputKind.words()
 
 
 def iter_frames_at(frames: Iterable[np.ndarray], indices: Sequence[int]) -> Iterator[np.ndarray]:
