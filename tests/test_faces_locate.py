@@ -9,40 +9,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import ScriptedDetector, marked_frame, marker
 from skimage import data
 
 from lipsync.errors import OptionError
 from lipsync.faces.boxes import Pads
-from lipsync.faces.detector import FaceDetector
 from lipsync.faces.locate import FaceLocator, LocateOptions
 from lipsync.faces.stream import LARGEST, LEFT_TO_RIGHT
 from lipsync.media.arrays import ArrayFrameSource
 from lipsync.pipeline import LipSyncOptions, StageTimes, frame_schedule
 
 needs_haar = pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"), reason="OpenCV 5 has no Haar cascades (CI pins opencv<5)")
-STEP = 10  # grey level per frame index in the top-left marker
 NO_PADS = Pads(0, 0, 0, 0)
-
-
-def marked(index: int, height: int = 96, width: int = 128) -> np.ndarray:
-    frame = np.full((height, width, 3), 80, np.uint8)
-    frame[:8, :8] = index * STEP
-    return frame
-
-
-def marker(frame: np.ndarray) -> int:
-    return round(float(frame[1:7, 1:7].mean()) / STEP)
-
-
-class ScriptedDetector(FaceDetector):
-    """Detections chosen per frame index (read from the frame's marker); counts the frames it was asked about."""
-
-    def __init__(self, script) -> None:
-        self.script, self.seen = script, 0
-
-    def detect(self, frames):
-        self.seen += len(frames)
-        return [np.array(self.script(marker(frame)), np.float32).reshape(-1, 5) for frame in frames]
 
 
 def moving(index: int) -> list[float]:
@@ -58,11 +36,11 @@ def never_read():
 def test_fixed_box_needs_no_detector_and_never_reads_pixels() -> None:
     locator = FaceLocator(LocateOptions(box=(20, 60, 30, 90)))  # top, bottom, left, right
     assert locator.fixed
-    frames = [marked(index) for index in range(4)]
+    frames = [marked_frame(index) for index in range(4)]
     assert [(marker(frame), box) for frame, box in locator.track(frames)] == [(index, (30, 20, 90, 60)) for index in range(4)]
     assert locator.boxes(never_read(), 5, (96, 128)) == [(30, 20, 90, 60)] * 5
     assert locator.raw_boxes(never_read(), 2, (96, 128)) == [(30.0, 20.0, 90.0, 60.0)] * 2
-    assert locator.each([marked(0, 40, 200)]) == [(30, 20, 90, 40)]  # clipped to a smaller frame
+    assert locator.each([marked_frame(0, 40, 200)]) == [(30, 20, 90, 40)]  # clipped to a smaller frame
     with pytest.raises(OptionError, match="2x2"):
         locator.boxes([], 1, (10, 10))  # the box misses a 10x10 frame
 
@@ -86,7 +64,7 @@ def test_default_fills_short_gaps_and_zero_is_the_reference() -> None:
     def script(index: int) -> list[list[float]]:
         return [] if index in lost else [moving(index)]
 
-    frames = [marked(index) for index in range(12)]
+    frames = [marked_frame(index) for index in range(12)]
     filled = FaceLocator(LocateOptions(pads=NO_PADS, smooth=False), ScriptedDetector(script)).boxes(frames, 12, (96, 128))
     assert filled == [tuple(int(v) for v in moving(index)[:4]) for index in range(12)]  # the motion continues through the gap
     reference = FaceLocator(LocateOptions(pads=NO_PADS, smooth=False, max_gap=0), ScriptedDetector(script)).boxes(frames, 12, (96, 128))
@@ -94,7 +72,7 @@ def test_default_fills_short_gaps_and_zero_is_the_reference() -> None:
 
 
 def test_padding_smoothing_and_every_nth_frame() -> None:
-    frames = [marked(index) for index in range(12)]
+    frames = [marked_frame(index) for index in range(12)]
     every_frame = ScriptedDetector(lambda index: [moving(index)])
     padded = FaceLocator(LocateOptions(pads=Pads(2, 10, 3, 4)), every_frame).boxes(frames, 12, (96, 128))
     # A box moving 2 px a frame, averaged over frames i..i+4 (the reference's look-ahead), is the box of frame i + 2.
@@ -108,7 +86,7 @@ def test_padding_smoothing_and_every_nth_frame() -> None:
 
 
 def test_detection_cache_skips_the_detector_on_a_rerun(tmp_path) -> None:
-    frames = [marked(index) for index in range(6)]
+    frames = [marked_frame(index) for index in range(6)]
     options = LocateOptions(smooth=False, cache_dir=tmp_path)
     first, second = ScriptedDetector(lambda index: [moving(index)]), ScriptedDetector(lambda index: [])
     boxes = FaceLocator(options, first).boxes(frames, 6, (96, 128))
@@ -121,7 +99,7 @@ def test_face_choice_and_raw_boxes() -> None:
     def two_faces(index: int) -> list[list[float]]:
         return [[70, 10, 120, 70, 0.99], [5, 20, 35, 50, 0.9]]  # the right face is larger and scores higher
 
-    frames = [marked(index) for index in range(3)]
+    frames = [marked_frame(index) for index in range(3)]
     left = FaceLocator(LocateOptions(pads=NO_PADS, smooth=False, face_choice=LEFT_TO_RIGHT, face_index=0), ScriptedDetector(two_faces))
     assert left.boxes(frames, 3, (96, 128)) == [(5, 20, 35, 50)] * 3
     assert left.raw_boxes(frames, 3, (96, 128)) == [(5.0, 20.0, 35.0, 50.0)] * 3  # as detected: no padding

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import EXAMPLE_FACE_BOX, speechlike, write_audio, write_video
+from helpers import EXAMPLE_FACE_BOX, FlatMouth, ScriptedDetector, marked_frame, marker, speechlike, write_audio, write_video
 from skimage import data
 
-from lipsync.faces import FaceDetector, Pads, track_faces
+from lipsync.faces import Pads, track_faces
 from lipsync.faces.boxes import box_iou
 from lipsync.faces.smoothing import GapFiller
 from lipsync.faces.stream import CENTRE, LARGEST, choose_face
@@ -23,47 +23,12 @@ from lipsync.render.generate import Wav2LipGenerator
 from lipsync.restore import FaceRestorer
 from lipsync.restore.model import RestorerInfo
 
-STEP = 12  # grey level per frame index in the top-left marker
-
-
-class FlatMouth(torch.nn.Module):
-    """Wav2Lip's interface; paints the face mid-grey so every pasted pixel is easy to see."""
-
-    img_size = 96
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(faces[:, 3:], 0.5) + self.bias
-
 
 class Brighten(torch.nn.Module):
     """A restorer stand-in with the restorers' calling convention (-1..1 in, a tuple out)."""
 
     def forward(self, x: torch.Tensor, **kwargs) -> tuple[torch.Tensor, None]:
         return torch.ones_like(x), None
-
-
-def marked_frame(index: int, height: int, width: int) -> np.ndarray:
-    frame = np.full((height, width, 3), 90, np.uint8)
-    frame[:12, :12] = index * STEP
-    return frame
-
-
-def marker(frame: np.ndarray) -> int:
-    return round(float(frame[2:10, 2:10].mean()) / STEP)
-
-
-class ScriptedDetector(FaceDetector):
-    """Detections per frame index (read from the marker): a stand-in for S3FD on synthetic clips."""
-
-    def __init__(self, script) -> None:
-        self.script = script
-
-    def detect(self, frames):
-        return [np.array(self.script(marker(frame)), np.float32).reshape(-1, 5) for frame in frames]
 
 
 def run(tmp_path: Path, video: Path, frames: int, detector=None, restorer=None, **options) -> tuple[object, list[np.ndarray]]:

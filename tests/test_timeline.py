@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from helpers import speechlike, write_audio, write_video
+from helpers import FlatMouth, speechlike, write_audio, write_video
 
 import lipsync.speech.timeline as timeline
 from lipsync.media.audio import load_audio
@@ -93,22 +92,9 @@ def test_command_line_run_takes_its_length_from_the_timeline(tmp_path, mode, fra
     # i = 0..8 (9 windows), then the reference's last window clamped to the end: 10.
     assert windows == 10
     options = LipSyncOptions(box=(8, 40, 8, 56), length_mode=mode)
-    report = lipsync_file(video, speech, tmp_path / "out.mp4", Wav2LipGenerator(Flat()), None, options)
+    report = lipsync_file(video, speech, tmp_path / "out.mp4", Wav2LipGenerator(FlatMouth()), None, options)
     assert report.frames == output_frame_count(windows, 5, mode) == frames
     written = list(iter_video_frames(tmp_path / "out.mp4"))
     assert len(written) == frames
     levels = [round(float(frame[:4, :4].mean()) / 40) for frame in written]
     assert levels == [source_frame(index, 5, mode) for index in range(frames)]
-
-
-class Flat(torch.nn.Module):
-    """Wav2Lip's interface, painting the face grey: the frame corners outside the box stay the source frame's."""
-
-    img_size = 96
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bias = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        return torch.full_like(faces[:, 3:], 0.5) + self.bias
