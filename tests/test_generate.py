@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ import torch
 from helpers import randomise_batchnorm
 
 from lipsync.generate import Wav2LipGenerator, crop_faces, paste_faces
-from lipsync.models import Wav2Lip
+from lipsync.models import Wav2Lip, fold_batchnorm
+from lipsync.models.cpu_fused import fused_convolutions_available
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +86,36 @@ def test_crop_and_paste_follow_reference() -> None:
     float_frame = frame.astype(np.float32) / 255
     paste_faces([float_frame], face[None], [box])
     assert np.allclose(float_frame[10:90, 30:130, 1], 0.999)
+
+
+def test_cpu_generator_gives_the_same_faces_whoever_folded_the_model(reference_model) -> None:
+    """The command line folds in the generator; the ComfyUI loader folds first and passes optimize=False."""
+    rng = np.random.default_rng(5)
+    crops = rng.integers(0, 256, size=(5, 96, 96, 3), dtype=np.uint8)
+    mels = rng.uniform(-4, 4, size=(5, 80, 16)).astype(np.float32)
+    engine = Wav2LipGenerator(reference_model, batch_size=4)
+    loader_folded = fold_batchnorm(copy.deepcopy(reference_model), inplace=True).to(memory_format=torch.channels_last)
+    node = Wav2LipGenerator(loader_folded, batch_size=4, optimize=False)
+    assert (engine.fused is not None) == (node.fused is not None) == fused_convolutions_available()
+    faces = engine(crops, mels)
+    assert np.array_equal(faces, node(crops, mels))
+    eager = Wav2LipGenerator(reference_model, batch_size=4)
+    eager.fused = None
+    assert np.abs(faces - eager(crops, mels)).max() < 1e-5
+
+
+def test_a_failing_fused_forward_falls_back_to_the_model(reference_model, caplog) -> None:
+    rng = np.random.default_rng(6)
+    crops = rng.random((3, 96, 96, 3), dtype=np.float32)
+    mels = rng.uniform(-4, 4, size=(3, 80, 16)).astype(np.float32)
+    generator = Wav2LipGenerator(reference_model, batch_size=2)
+    expected = generator(crops, mels)
+
+    def broken(audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("unknown operator")
+
+    generator.fused = broken
+    with caplog.at_level("WARNING"):
+        again = generator(crops, mels)
+    assert generator.fused is None and "fused CPU convolutions failed" in caplog.text
+    assert np.abs(again - expected).max() < 1e-5
