@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import autocast, autocast_dtype, is_out_of_memory, run_with_oom_backoff
+from .device import autocast, autocast_dtype, is_out_of_memory, run_with_oom_backoff, single_threaded_cpu_pool
 from .faces.track import Box
 from .models.cpu_fused import fused_wav2lip
 from .models.fuse import fold_batchnorm
@@ -87,6 +87,8 @@ class Wav2LipGenerator:
         self.batch_size = max(1, batch_size if self.device.type != "cpu" else min(batch_size, CPU_FORWARD_BATCH))
         on_cpu_fp32 = self.device.type == "cpu" and self.autocast_dtype is None
         self.fused = fused_wav2lip(self.model) if on_cpu_fp32 and channels_last else None
+        if self.fused is not None:  # each part of a batch on a single-threaded worker of its own
+            self.fused.pool = single_threaded_cpu_pool(torch.get_num_threads())
 
     @classmethod
     def from_file(

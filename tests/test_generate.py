@@ -10,6 +10,7 @@ import pytest
 import torch
 from helpers import randomise_batchnorm
 
+from lipsync.device import single_threaded_cpu_pool
 from lipsync.generate import Wav2LipGenerator, crop_faces, paste_faces
 from lipsync.models import Wav2Lip, fold_batchnorm
 from lipsync.models.cpu_fused import fused_convolutions_available
@@ -119,3 +120,23 @@ def test_a_failing_fused_forward_falls_back_to_the_model(reference_model, caplog
         again = generator(crops, mels)
     assert generator.fused is None and "fused CPU convolutions failed" in caplog.text
     assert np.abs(again - expected).max() < 1e-5
+
+
+def test_cpu_workers_run_torch_on_one_thread_each_and_leave_the_caller_as_it_was(reference_model) -> None:
+    before = torch.get_num_threads()
+    pool = single_threaded_cpu_pool(2)
+    if pool is None:
+        pytest.skip("this PyTorch cannot limit threads per thread")
+    assert torch.get_num_threads() == before
+    assert list(pool.map(lambda _: torch.get_num_threads(), range(4))) == [1, 1, 1, 1]
+    rng = np.random.default_rng(7)
+    crops = rng.random((9, 96, 96, 3), dtype=np.float32)
+    mels = rng.uniform(-4, 4, size=(9, 80, 16)).astype(np.float32)
+    generator = Wav2LipGenerator(reference_model, batch_size=9)
+    if generator.fused is None:
+        pytest.skip("no fused CPU forward here")
+    generator.fused.pool = pool
+    shared = generator(crops, mels)  # slices of the batch on the workers
+    generator.fused.pool = None
+    assert np.abs(shared - generator(crops, mels)).max() < 1e-5
+    assert torch.get_num_threads() == before
