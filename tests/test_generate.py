@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
 import torch
 from helpers import randomise_batchnorm
 
-from lipsync.models import Wav2Lip
+from lipsync.device import single_threaded_cpu_pool
+from lipsync.models import Wav2Lip, fold_batchnorm
+from lipsync.models.cpu_fused import fused_convolutions_available
 from lipsync.render.crop import crop_faces, paste_faces
 from lipsync.render.generate import Wav2LipGenerator
 
@@ -84,3 +88,56 @@ def test_crop_and_paste_follow_reference() -> None:
     float_frame = frame.astype(np.float32) / 255
     paste_faces([float_frame], face[None], [box])
     assert np.allclose(float_frame[10:90, 30:130, 1], 0.999)
+
+
+def test_cpu_generator_gives_the_same_faces_whoever_folded_the_model(reference_model) -> None:
+    """The command line folds in the generator; the ComfyUI loader folds first and passes optimize=False."""
+    rng = np.random.default_rng(5)
+    crops = rng.integers(0, 256, size=(5, 96, 96, 3), dtype=np.uint8)
+    mels = rng.uniform(-4, 4, size=(5, 80, 16)).astype(np.float32)
+    engine = Wav2LipGenerator(reference_model, batch_size=4)
+    loader_folded = fold_batchnorm(copy.deepcopy(reference_model), inplace=True).to(memory_format=torch.channels_last)
+    node = Wav2LipGenerator(loader_folded, batch_size=4, optimize=False)
+    assert (engine.fused is not None) == (node.fused is not None) == fused_convolutions_available()
+    faces = engine(crops, mels)
+    assert np.array_equal(faces, node(crops, mels))
+    eager = Wav2LipGenerator(reference_model, batch_size=4)
+    eager.fused = None
+    assert np.abs(faces - eager(crops, mels)).max() < 1e-5
+
+
+def test_a_failing_fused_forward_falls_back_to_the_model(reference_model, caplog) -> None:
+    rng = np.random.default_rng(6)
+    crops = rng.random((3, 96, 96, 3), dtype=np.float32)
+    mels = rng.uniform(-4, 4, size=(3, 80, 16)).astype(np.float32)
+    generator = Wav2LipGenerator(reference_model, batch_size=2)
+    expected = generator(crops, mels)
+
+    def broken(audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("unknown operator")
+
+    generator.fused = broken
+    with caplog.at_level("WARNING"):
+        again = generator(crops, mels)
+    assert generator.fused is None and "fused CPU convolutions failed" in caplog.text
+    assert np.abs(again - expected).max() < 1e-5
+
+
+def test_cpu_workers_run_torch_on_one_thread_each_and_leave_the_caller_as_it_was(reference_model) -> None:
+    before = torch.get_num_threads()
+    pool = single_threaded_cpu_pool(2)
+    if pool is None:
+        pytest.skip("this PyTorch cannot limit threads per thread")
+    assert torch.get_num_threads() == before
+    assert list(pool.map(lambda _: torch.get_num_threads(), range(4))) == [1, 1, 1, 1]
+    rng = np.random.default_rng(7)
+    crops = rng.random((9, 96, 96, 3), dtype=np.float32)
+    mels = rng.uniform(-4, 4, size=(9, 80, 16)).astype(np.float32)
+    generator = Wav2LipGenerator(reference_model, batch_size=9)
+    if generator.fused is None:
+        pytest.skip("no fused CPU forward here")
+    generator.fused.pool = pool
+    shared = generator(crops, mels)  # slices of the batch on the workers
+    generator.fused.pool = None
+    assert np.abs(shared - generator(crops, mels)).max() < 1e-5
+    assert torch.get_num_threads() == before

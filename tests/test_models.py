@@ -20,6 +20,7 @@ from lipsync.models import (
     read_state_dict,
     save_checkpoint,
 )
+from lipsync.models.cpu_fused import fused_convolutions_available, fused_wav2lip
 
 
 def test_published_layout_loads_with_exact_weights(wav2lip_checkpoint) -> None:
@@ -141,3 +142,49 @@ def test_syncnet_embeddings_are_unit_vectors() -> None:
     assert audio.shape == face.shape == (4, 512)
     assert torch.allclose(audio.norm(dim=1), torch.ones(4), atol=1e-5)
     assert torch.allclose(face.norm(dim=1), torch.ones(4), atol=1e-5)
+
+
+@pytest.mark.skipif(not fused_convolutions_available(), reason="this PyTorch has no oneDNN fused convolutions")
+@pytest.mark.parametrize("size", [96, 192])
+def test_fused_cpu_forward_matches_the_eager_model(size: int) -> None:
+    torch.manual_seed(5)
+    model = randomise_batchnorm(Wav2Lip(size), seed=5)
+    folded = fold_batchnorm(model, memory_format=torch.channels_last)
+    fused = fused_wav2lip(folded)
+    assert fused is not None
+    for batch in (1, 3):
+        audio = torch.randn(batch, 1, 80, 16)
+        faces = torch.rand(batch, 6, size, size).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            expected, eager_folded, actual = model(audio, faces), folded(audio, faces), fused(audio, faces)
+        assert actual.shape == (batch, 3, size, size)
+        assert (actual - expected).abs().max() < 1e-5
+        assert (actual - eager_folded).abs().max() < 1e-5
+        assert expected.std() > 1e-3
+
+
+def test_models_that_cannot_be_fused_keep_their_own_forward() -> None:
+    model = randomise_batchnorm(Wav2Lip())
+    assert fused_wav2lip(model) is None  # BatchNorm still there
+    assert fused_wav2lip(fold_batchnorm(model)) is None  # weights not channels_last
+
+    class Traced(Wav2Lip):
+        def forward(self, audio_sequences: torch.Tensor, face_sequences: torch.Tensor) -> torch.Tensor:
+            return super().forward(audio_sequences, face_sequences)
+
+    assert fused_wav2lip(fold_batchnorm(Traced(), memory_format=torch.channels_last)) is None
+
+
+def test_folding_into_channels_last_keeps_the_bits_and_lets_go_of_the_file(tmp_path) -> None:
+    torch.manual_seed(6)
+    path = tmp_path / "wav2lip.pth"
+    save_checkpoint(randomise_batchnorm(Wav2Lip(), seed=6).state_dict(), path)
+    in_place = fold_batchnorm(load_model_file(path).model, inplace=True).to(memory_format=torch.channels_last)
+    state = read_state_dict(path)  # memory-mapped
+    file_storages = {tensor.untyped_storage().data_ptr() for tensor in state.values()}
+    direct = fold_batchnorm(load_state_dict_model(state).model, inplace=True, memory_format=torch.channels_last)
+    expected, actual = in_place.state_dict(), direct.state_dict()
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[key], actual[key]) for key in expected)
+    assert all(tensor.is_contiguous(memory_format=torch.channels_last) for tensor in actual.values() if tensor.dim() == 4)
+    assert not any(tensor.untyped_storage().data_ptr() in file_storages for tensor in actual.values())

@@ -14,22 +14,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import autocast, autocast_dtype, run_with_oom_backoff
+from ..device import autocast, autocast_dtype, is_out_of_memory, run_with_oom_backoff, single_threaded_cpu_pool
+from ..models.cpu_fused import fused_wav2lip
 from ..models.fuse import fold_batchnorm
 from ..models.registry import load_model_file
 
 logger = logging.getLogger(__name__)
 BGR = [2, 1, 0]
-
-
-CPU_FORWARD_BATCH = 16
+CPU_FORWARD_BATCH = 32
 
 
 class Wav2LipGenerator:
     """Runs a Wav2Lip model on batches of face crops and mel windows.
 
     BatchNorm is folded into the convolutions and activations use channels_last: both keep the
-    reference numerics (to ~1e-6) and cut CPU time.
+    reference numerics (to ~1e-6) and cut CPU time. On the CPU in fp32 a folded model then runs on oneDNN's
+    fused convolutions (``models.cpu_fused``: conv + residual add + ReLU in one call), whoever folded it (this
+    class, or the ComfyUI loader with ``optimize=False``), so the command line and the nodes compute the same faces.
     """
 
     def __init__(
@@ -50,14 +51,19 @@ class Wav2LipGenerator:
         self.autocast_dtype = autocast_dtype(precision, self.device)
         self.img_size = int(getattr(model, "img_size", 96))
         if optimize:
-            model = fold_batchnorm(model, inplace=owns_model).to(memory_format=torch.channels_last)
+            model = fold_batchnorm(model, inplace=owns_model, memory_format=torch.channels_last).to(memory_format=torch.channels_last)
         self.model = model.to(self.device).eval()
         # Feed inputs in the layout the weights are in (a model prepared by a loader may already be channels_last).
         first_weight = next(self.model.parameters())
         channels_last = first_weight.dim() == 4 and first_weight.is_contiguous(memory_format=torch.channels_last)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # On the CPU larger forward batches only cost memory (activations grow ~15 MB a face); cap them.
+        # On the CPU, activations cost ~7 MB a face. 32 faces a pass instead of 16: ~12% less CPU time on a busy
+        # 2-core machine (half the thread synchronisations per face), ~200 MB more at peak; beyond that, memory only.
         self.batch_size = max(1, batch_size if self.device.type != "cpu" else min(batch_size, CPU_FORWARD_BATCH))
+        on_cpu_fp32 = self.device.type == "cpu" and self.autocast_dtype is None
+        self.fused = fused_wav2lip(self.model) if on_cpu_fp32 and channels_last else None
+        if self.fused is not None:  # each part of a batch on a single-threaded worker of its own
+            self.fused.pool = single_threaded_cpu_pool(torch.get_num_threads())
 
     @classmethod
     def from_file(
@@ -98,8 +104,21 @@ class Wav2LipGenerator:
                 faces = self.model_input(crops[start : start + batch_size])
                 audio = torch.from_numpy(np.ascontiguousarray(mels[start : start + batch_size])).to(self.device)
                 with autocast(self.device, self.autocast_dtype):
-                    generated = self.model(audio.unsqueeze(1).float(), faces)
+                    generated = self._forward(audio.unsqueeze(1).float(), faces)
                 outputs.append(generated[:, BGR].permute(0, 2, 3, 1).float().cpu().numpy())
             return np.concatenate(outputs)
 
         return run_with_oom_backoff(run, self.batch_size, what="Wav2Lip generation")
+
+    def _forward(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        """The fused CPU forward when there is one, else the model's own; a fused call that fails (a PyTorch whose
+        oneDNN operators changed) switches this generator to the model's forward for good."""
+        if self.fused is not None:
+            try:
+                return self.fused(audio, faces)
+            except RuntimeError as error:
+                if is_out_of_memory(error):
+                    raise
+                logger.warning("the fused CPU convolutions failed (%s); using the plain forward", error)
+                self.fused = None
+        return self.model(audio, faces)
