@@ -16,7 +16,7 @@ from ..lipsync.faces.locate import FaceLocator, LocateOptions
 from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.faces.track import FaceTrack
 from .comfy_glue import Progress, image_array, load_to_device, to_uint8
-from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket
+from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket, pad_inputs
 from .status import face_status
 
 logger = logging.getLogger(__name__)
@@ -64,11 +64,7 @@ class DetectFaces(io.ComfyNode):
             inputs=[
                 io.Image.Input("frames", tooltip="Video frames (or one image)."),
                 FaceDetectorModel.Input("face_detector", optional=True, tooltip="From Load Face Detector; not needed with a fixed box."),
-                io.Int.Input("pad_top", default=PADS.top, min=-512, max=512, tooltip="Pixels added above the face."),
-                io.Int.Input("pad_bottom", default=PADS.bottom, min=-512, max=512,
-                             tooltip="Pixels added below the face; keep the chin in."),
-                io.Int.Input("pad_left", default=PADS.left, min=-512, max=512, tooltip="Pixels added left of the face."),
-                io.Int.Input("pad_right", default=PADS.right, min=-512, max=512, tooltip="Pixels added right of the face."),
+                *pad_inputs(PADS),
                 io.Boolean.Input("smooth", default=LOCATE.smooth, tooltip="Average each box with the next four frames' (reference)."),
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=LOCATE.face_choice,
                                tooltip="Which face when several: best score (reference, per frame), or largest / from the left / "

@@ -35,7 +35,7 @@ from ..lipsync.render.generate import Wav2LipGenerator
 from .comfy_glue import image_array, load_to_device
 from .detect_faces import NO_DETECTOR, fixed_box_problem, make_detector, parse_box
 from .restore_faces import make_restorer
-from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
+from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel, pad_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +125,7 @@ class LipSyncVideo(io.ComfyNode):
                 io.Combo.Input("length_mode", options=list(FILE_LENGTH_MODES), default=DEFAULTS.length_mode,
                                tooltip="A video shorter than the speech: loop it (reference), ping-pong it, or stop with the video; "
                                        "or fit audio to video: the video sets the length, the speech is cut or padded."),
-                io.Int.Input("pad_top", default=pads.top, min=-512, max=512, tooltip="Pixels added above the face."),
-                io.Int.Input("pad_bottom", default=pads.bottom, min=-512, max=512,
-                             tooltip="Pixels added below the face; keep the chin in."),
-                io.Int.Input("pad_left", default=pads.left, min=-512, max=512, tooltip="Pixels added left of the face."),
-                io.Int.Input("pad_right", default=pads.right, min=-512, max=512, tooltip="Pixels added right of the face."),
+                *pad_inputs(pads),
                 io.Boolean.Input("smooth", default=DEFAULTS.smooth, tooltip="Average each box with the next four frames' (reference)."),
                 io.Combo.Input("face_choice", options=list(FACE_CHOICES), default=DEFAULTS.face_choice, tooltip="Which face when several."),
                 io.Int.Input("face_index", default=DEFAULTS.face_index, min=0, max=32,

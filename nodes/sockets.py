@@ -7,6 +7,8 @@ from typing import Any
 
 from comfy_api.latest import io
 
+from ..lipsync.faces.boxes import Pads
+
 Wav2LipModel = io.Custom("LIPSYNC_WAV2LIP")
 FaceDetectorModel = io.Custom("LIPSYNC_FACE_DETECTOR")
 SpeechWindowsSocket = io.Custom("LIPSYNC_MEL_WINDOWS")
@@ -15,6 +17,16 @@ SyncNetModel = io.Custom("LIPSYNC_SYNCNET")
 FaceRestorerModel = io.Custom("LIPSYNC_FACE_RESTORER")
 
 CATEGORY = "LipSync"
+
+
+def pad_inputs(pads: Pads) -> list[io.Int.Input]:
+    """The four pad widgets of the nodes that find faces (Detect Faces, Lip Sync Video), with ``pads`` as defaults."""
+    return [
+        io.Int.Input("pad_top", default=pads.top, min=-512, max=512, tooltip="Pixels added above the face."),
+        io.Int.Input("pad_bottom", default=pads.bottom, min=-512, max=512, tooltip="Pixels added below the face; keep the chin in."),
+        io.Int.Input("pad_left", default=pads.left, min=-512, max=512, tooltip="Pixels added left of the face."),
+        io.Int.Input("pad_right", default=pads.right, min=-512, max=512, tooltip="Pixels added right of the face."),
+    ]
 
 
 @dataclass(frozen=True)
