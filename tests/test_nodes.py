@@ -101,8 +101,10 @@ def test_loader_errors_name_the_fix(nodes, installed_weights) -> None:
         nodes["load_models"].LoadWav2Lip.execute(model_name=installed_weights["s3fd"])
 
 
-def test_loaders_check_the_model_name_when_queued(nodes, installed_weights) -> None:
+def test_loaders_check_the_model_name_when_queued(nodes, installed_weights, tmp_path, monkeypatch) -> None:
     """validate_inputs (ComfyUI calls it at queue time): True for a present file, else the error with the download command."""
+    # The placeholder of an empty folder: its own empty folder (other tests put weights into the session's one).
+    monkeypatch.setitem(folder_paths.folder_names_and_paths, "syncnet", ([str(tmp_path)], set()))
     from comfyui_lipsync.lipsync.weights.registry import empty_folder_placeholder
 
     load, syncnet = nodes["load_models"], importlib.import_module("comfyui_lipsync.nodes.load_syncnet")
