@@ -31,7 +31,7 @@ from .errors import NoFaceError
 from .faces.boxes import Box, Pads
 from .faces.detector import FaceDetector
 from .faces.locate import FaceLocator, LocateOptions
-from .faces.report import MISSING_FACE_MODES, MissingFace
+from .faces.report import MissingFace
 from .media.audio import AudioSource, load_audio
 from .media.framestore import FrameStore
 from .media.read import FrameSource, FrameTransform, open_frame_source
@@ -85,17 +85,11 @@ class LipSyncOptions:
     encoder: str = AUTO  # H.264 encoder: auto = h264_nvenc when generating on CUDA and it opens, else libx264
 
     def __post_init__(self) -> None:
-        if self.on_missing_face not in MISSING_FACE_MODES:
-            raise ValueError(f"on_missing_face must be one of {MISSING_FACE_MODES}")
-        if self.detect_every < 1:
-            raise ValueError(f"detect_every must be 1 or more, got {self.detect_every}")
-        if self.length_mode not in LENGTH_MODES:
-            raise ValueError(f"length_mode must be one of {LENGTH_MODES}, got {self.length_mode!r}")
-        object.__setattr__(self, "length_mode", LengthMode(self.length_mode))
+        object.__setattr__(self, "on_missing_face", MissingFace.of(self.on_missing_face))
+        object.__setattr__(self, "length_mode", LengthMode.of(self.length_mode))
+        self.locate  # noqa: B018 -- building the face-finding options checks them (detect_every, max_gap, face choice, batch)
         if not 0.0 <= self.restore_strength <= 1.0 or not 0.0 <= self.codeformer_fidelity <= 1.0:
             raise ValueError("restore_strength and codeformer_fidelity must be between 0 and 1")
-        if self.max_gap < 0:
-            raise ValueError("max_gap must be 0 or more")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
 

@@ -25,11 +25,12 @@ from comfy_api.latest import InputImpl, io, ui
 from ..lipsync.defaults import DEFAULT_RESTORE_BATCH
 from ..lipsync.faces.boxes import Pads
 from ..lipsync.faces.cache import default_cache_dir
+from ..lipsync.faces.report import MISSING_FACE_MODES
 from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.media.arrays import ArrayFrameSource
 from ..lipsync.media.audio import AudioSamples
 from ..lipsync.media.read import FrameSource, FrameTransform
-from ..lipsync.pipeline import FILE_LENGTH_MODES, MISSING_FACE_MODES, LipSyncOptions, lipsync_file
+from ..lipsync.pipeline import FILE_LENGTH_MODES, LipSyncOptions, lipsync_file
 from ..lipsync.render.blend import PASTE_MODES, PasteOptions
 from ..lipsync.render.generate import Wav2LipGenerator
 from .comfy_glue import image_array, load_to_device

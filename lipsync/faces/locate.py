@@ -17,7 +17,7 @@ import numpy as np
 
 from ..defaults import DEFAULT_DETECTION_BATCH, DEFAULT_MAX_GAP
 from .boxes import Box, Pads, fixed_box
-from .stream import BEST, FACE_CHOICES, FaceFollower, choose_face, track_faces
+from .stream import BEST, FaceChoice, FaceFollower, choose_face, track_faces
 
 if TYPE_CHECKING:  # the detector module imports torch
     from .detector import FaceDetector
@@ -48,8 +48,7 @@ class LocateOptions:
             raise ValueError("max_gap must be 0 or more")
         if self.batch_size < 1:
             raise ValueError(f"the detection batch size must be 1 or more, got {self.batch_size}")
-        if self.face_choice not in FACE_CHOICES:
-            raise ValueError(f"face choice must be one of {FACE_CHOICES}, got {self.face_choice!r}")
+        object.__setattr__(self, "face_choice", FaceChoice.of(self.face_choice))
 
     @property
     def fixed(self) -> bool:

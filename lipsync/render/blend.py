@@ -54,8 +54,7 @@ class PasteOptions:
     colour_match: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in PASTE_MODES:
-            raise ValueError(f"paste mode must be one of {PASTE_MODES}, got {self.mode!r}")
+        object.__setattr__(self, "mode", PasteMode.of(self.mode))
         if not 0.1 <= self.mask_size <= 3.0:
             raise ValueError(f"mask size must be between 0.1 and 3, got {self.mask_size}")
         if not 0.0 <= self.feather <= 1.0:

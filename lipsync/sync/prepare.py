@@ -65,8 +65,7 @@ def scorer_crops(
 
     ``boxes`` (one per frame, raw detections) and ``frame_size`` (height, width) are needed for full frames.
     """
-    if input_kind not in INPUT_KINDS:
-        raise ValueError(f"input kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    input_kind = InputKind.of(input_kind)
     v2 = architecture == "syncnet_v2"
     size = 224 if v2 else 96
     if input_kind == SYNCNET_CROPS or (input_kind == FACE_CROPS and not v2):
