@@ -19,7 +19,7 @@ def prepare_for_inference(model: nn.Module) -> nn.Module:
     """Fold BatchNorm and switch to channels_last once, at load time (numerics kept to ~1e-6)."""
     import torch
 
-    return fold_batchnorm(model, inplace=True).to(memory_format=torch.channels_last)
+    return fold_batchnorm(model, inplace=True, memory_format=torch.channels_last)  # the weights written once, in that layout
 
 
 class LoadWav2Lip(io.ComfyNode):

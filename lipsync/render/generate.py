@@ -51,7 +51,7 @@ class Wav2LipGenerator:
         self.autocast_dtype = autocast_dtype(precision, self.device)
         self.img_size = int(getattr(model, "img_size", 96))
         if optimize:
-            model = fold_batchnorm(model, inplace=owns_model, memory_format=torch.channels_last).to(memory_format=torch.channels_last)
+            model = fold_batchnorm(model, inplace=owns_model, memory_format=torch.channels_last)
         self.model = model.to(self.device).eval()
         # Feed inputs in the layout the weights are in (a model prepared by a loader may already be channels_last).
         first_weight = next(self.model.parameters())
