@@ -20,7 +20,6 @@ import os
 import tempfile
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,9 +27,11 @@ import numpy as np
 import psutil
 
 from lipsync.models import Wav2Lip, save_checkpoint
+from tests.helpers import speechlike, write_audio
 from tests.integration.server import ComfyServer
 from tests.integration.workflow_api import to_api
 
+SPEECH_RATE = 44100  # a common rate for speech files: the server resamples it, as for a user's upload
 logger = logging.getLogger("bench_comfy_video_memory")
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,26 +53,6 @@ def write_clip(path: Path, seconds: float) -> Path:
             frame = np.stack([127 + 100 * np.sin(x / (40 + 9 * c) + phase + c) * np.cos(y / (50 + 7 * c) - phase) for c in range(3)], -1)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame.astype(np.uint8), format="rgb24")):
                 container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
-def write_speech(path: Path, seconds: float, rate: int = 44100) -> Path:
-    """A voiced, syllable-modulated tone with a little noise (stands in for speech), 16-bit wav."""
-    t = np.arange(int(seconds * rate)) / rate
-    voiced = sum(np.sin(2 * np.pi * k * 130 * t) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2)
-    samples = (0.2 * voiced + 0.01 * np.random.default_rng(0).standard_normal(t.size)).astype(np.float32)[None]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=rate)
-        stream.layout = "mono"
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        for start in range(0, samples.shape[1], 4096):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + 4096]), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-            for converted in resampler.resample(frame):
-                for packet in stream.encode(converted):
-                    container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
     return path
@@ -121,7 +102,7 @@ def prompt_for(server: ComfyServer, video: str, speech: str) -> dict:
 
 def measure(comfyui: Path, seconds: float, folder: Path, checkpoint: Path) -> dict:
     clip = write_clip(folder / f"clip_{seconds:g}s.mp4", seconds)
-    speech = write_speech(folder / f"speech_{seconds:g}s.wav", seconds)
+    speech = write_audio(folder / f"speech_{seconds:g}s.wav", speechlike(seconds, SPEECH_RATE), SPEECH_RATE)
     server = ComfyServer(comfyui, folder / f"base_{seconds:g}s")
     server.prepare()
     (server.base / "models" / "wav2lip").mkdir(parents=True, exist_ok=True)
