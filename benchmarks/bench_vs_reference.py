@@ -19,6 +19,7 @@ import argparse
 import logging
 import os
 import runpy
+import shlex
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,7 @@ def main() -> int:
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the clip")
     parser.add_argument("--pairs", type=int, default=3, help="ours/reference pairs after one warm-up pair")
     parser.add_argument("--device", default="auto", help="passed to ours; the reference picks CUDA when it is there")
+    parser.add_argument("--ours-args", default="", help='more options for ours, as one string (e.g. "--precision bf16")')
     parser.add_argument("--run-reference", type=Path, help=argparse.SUPPRESS)  # internal: the child process
     args, rest = parser.parse_known_args()
     if args.run_reference:
@@ -101,7 +103,7 @@ def main() -> int:
         box = [str(value) for value in inputs["box"]]
         clip, speech, checkpoint = str(inputs["clip"]), str(inputs["speech"]), str(inputs["checkpoint"])
         ours = [sys.executable, "-m", "lipsync", "--face", clip, "--audio", speech, "--checkpoint", checkpoint, "--box", *box,
-                "--device", args.device, "-o", str(workdir / "ours.mp4")]  # fmt: skip
+                "--device", args.device, "-o", str(workdir / "ours.mp4"), *shlex.split(args.ours_args)]  # fmt: skip
         inference_py = str(args.reference.resolve() / "inference.py")
         reference = [sys.executable, "-m", "benchmarks.bench_vs_reference", "--run-reference", inference_py, "--checkpoint_path",
                      checkpoint, "--face", clip, "--audio", speech, "--box", *box, "--outfile", str(workdir / "reference.mp4")]  # fmt: skip
