@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import MediaError, OutputError
 from .audio import AudioSamples, AudioSource
+from .yuv import rgb_to_yuv420p
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class VideoWriter:
             raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.shape} {frame.dtype}")
         if (self._encoded_width, self._encoded_height) != (self.width, self.height):
             frame = np.pad(frame, ((0, self._encoded_height - self.height), (0, self._encoded_width - self.width), (0, 0)), mode="edge")
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(np.ascontiguousarray(frame)), format="yuv420p")
         video_frame.pts = self.frames_written
         with self._output_errors():
             for packet in self._video.encode(video_frame):
