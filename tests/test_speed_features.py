@@ -254,3 +254,23 @@ def test_bf16_generation_stays_close_to_fp32() -> None:
     reduced = Wav2LipGenerator(model, precision="bf16")(crops, mels)
     assert reduced.dtype == np.float32
     assert 0 < np.abs(full - reduced).max() < 0.05
+
+
+@pytest.mark.parametrize("precision,hinted", [("auto", True), ("bf16", False), ("fp32", False)])
+def test_cpu_with_bf16_units_hints_at_bf16(monkeypatch, caplog, precision: str, hinted: bool) -> None:
+    """On a CPU with AMX the default run says once that --precision bf16 is faster; a chosen precision is left alone."""
+    import argparse
+    import logging
+
+    from lipsync import device as device_module
+    from lipsync.cli import main as cli_main
+    from lipsync.render import generate
+
+    chosen = []
+    monkeypatch.setattr(device_module, "cpu_has_bf16_matrix_units", lambda: True)
+    monkeypatch.setattr(generate.Wav2LipGenerator, "from_file", classmethod(lambda cls, path, **options: chosen.append(options)))
+    args = argparse.Namespace(device="cpu", precision=precision, checkpoint="w.pth", wav2lip_batch_size=8, restorer=None)
+    with caplog.at_level(logging.INFO):
+        cli_main.load_models(args, need_detector=False)
+    assert ("--precision bf16" in caplog.text) is hinted
+    assert chosen[0]["precision"] == precision

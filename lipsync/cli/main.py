@@ -27,7 +27,7 @@ from ..defaults import (
     DEFAULT_MASK_SIZE,
     DEFAULT_RESTORE_STRENGTH,
 )
-from ..device import PRECISIONS
+from ..device import Precision
 from ..errors import Cancelled, LipSyncError, MediaError, OptionError
 from ..faces.choice import DETECTORS
 from ..faces.locate import LocateOptions
@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of the face detection cache, so a rerun of the same video skips detection (default: ~/.cache/lipsync)",
     )
     parser.add_argument("--no-detection-cache", action="store_true", help="neither read nor write the detection cache")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="generator arithmetic; auto = fp16 on CUDA, fp32 on CPU")
+    parser.add_argument("--precision", choices=Precision.words(), default=Precision.AUTO.value,
+                        help="generator arithmetic; auto = fp16 on CUDA, fp32 on CPU (bf16: about 3x faster on CPUs with AMX, "
+                        "faces differ slightly from fp32)")  # fmt: skip
     parser.add_argument(
         "--overlap",
         choices=("auto", "on", "off"),
@@ -279,10 +281,13 @@ class Models:
 
 def load_models(args: argparse.Namespace, *, need_detector: bool) -> Models:
     """Build the generator, the face detector (when ``need_detector``) and the optional restorer that ``args`` name."""
-    from ..device import pick_device
+    from ..device import Precision, cpu_has_bf16_matrix_units, pick_device
     from ..render.generate import Wav2LipGenerator
 
     device = pick_device(args.device)
+    if device.type == "cpu" and args.precision == Precision.AUTO and cpu_has_bf16_matrix_units():
+        logger.info("This CPU has bf16 matrix units (AMX): --precision bf16 generates about 3x faster, with faces that "
+                    "differ slightly from fp32's.")  # fmt: skip
     detector = load_detector(args, device) if need_detector else None
     generator = Wav2LipGenerator.from_file(args.checkpoint, device=device, batch_size=args.wav2lip_batch_size, precision=args.precision)
     restorer = None
