@@ -169,6 +169,3 @@ def output_image(images: torch.Tensor, sources: tuple[int, ...]) -> torch.Tensor
     return output
 
 
-def to_uint8(frames: np.ndarray) -> np.ndarray:
-    """Float frames in 0..1 -> uint8 (rounded), the detector's input."""
-    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

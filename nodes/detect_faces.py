@@ -15,7 +15,8 @@ from ..lipsync.faces.haar import HaarDetector
 from ..lipsync.faces.locate import FaceLocator, LocateOptions
 from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.faces.track import FaceTrack
-from .comfy_glue import Progress, image_array, load_to_device, to_uint8
+from ..lipsync.media.arrays import to_uint8
+from .comfy_glue import Progress, image_array, load_to_device
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceTrackSocket, pad_inputs
 from .status import face_status
 

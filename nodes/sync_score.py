@@ -10,13 +10,14 @@ import torch
 from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_DETECTION_BATCH, DEFAULT_FPS, DEFAULT_SCORE_BATCH, DEFAULT_VSHIFT
+from ..lipsync.media.arrays import to_uint8
 from ..lipsync.media.audio import to_model_rate
 from ..lipsync.sync.crops import ANALYSIS_FPS, resample_indices
 from ..lipsync.sync.plot import plot_scores
 from ..lipsync.sync.prepare import FULL_FRAMES, INPUT_KINDS
 from ..lipsync.sync.scorers import SyncScore, make_scorer
 from ..lipsync.sync.video import face_boxes, score_frames
-from .comfy_glue import Progress, image_array, load_to_device, to_uint8
+from .comfy_glue import Progress, image_array, load_to_device
 from .detect_faces import fixed_box_problem, make_detector, parse_box
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, SyncNetModel, SyncNetSpec
 

@@ -1,4 +1,5 @@
-"""RGB -> yuv420p for the encoder: BT.601 limited range with 2x2-mean chroma, as the standard states it."""
+"""Pixel formats at the edges of the pipeline: RGB -> yuv420p for the encoder (BT.601 limited range, 2x2-mean chroma,
+as the standard states it) and float frames -> 8-bit levels."""
 
 from __future__ import annotations
 
@@ -82,3 +83,29 @@ def test_matches_what_ffmpeg_writes_on_a_natural_image() -> None:
 def test_odd_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="even"):
         rgb_to_yuv420p(np.zeros((5, 4, 3), dtype=np.uint8))
+
+
+def reference_levels(frame: np.ndarray) -> np.ndarray:
+    """Float frame -> 8-bit levels as plainly stated: clip to 0..1, scale by 255, round halves up (float64)."""
+    return np.floor(np.clip(frame.astype(np.float64), 0.0, 1.0) * 255.0 + 0.5).astype(np.int64)
+
+
+def test_float_frames_become_the_nearest_level_saturated() -> None:
+    from lipsync.media.arrays import to_uint8
+
+    rng = np.random.default_rng(3)
+    frame = rng.random((37, 53, 4), dtype=np.float32) * 1.4 - 0.2  # alpha, and values beyond 0..1
+    ours = to_uint8(frame)
+    assert ours.shape == (37, 53, 3) and ours.dtype == np.uint8 and ours.flags.c_contiguous
+    expected = reference_levels(frame[..., :3])
+    ties = np.isclose((np.clip(frame[..., :3], 0, 1) * 255.0) % 1.0, 0.5, atol=1e-4)  # halfway: either level is right
+    assert np.array_equal(ours[~ties], expected[~ties]) and np.abs(ours[ties] - expected[ties]).max(initial=0) <= 1
+    assert (ours[frame[..., :3] <= 0] == 0).all() and (ours[frame[..., :3] >= 1] == 255).all()
+
+
+def test_eight_bit_levels_survive_the_round_trip() -> None:
+    from lipsync.media.arrays import to_uint8
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    assert np.array_equal(to_uint8(levels.astype(np.float32) / 255.0), levels)
+    assert np.array_equal(to_uint8(np.stack([levels, levels]).astype(np.float64) / 255.0), np.stack([levels, levels]))
