@@ -270,7 +270,12 @@ def test_cpu_with_bf16_units_hints_at_bf16(monkeypatch, caplog, precision: str, 
     monkeypatch.setattr(device_module, "cpu_has_bf16_matrix_units", lambda: True)
     monkeypatch.setattr(generate.Wav2LipGenerator, "from_file", classmethod(lambda cls, path, **options: chosen.append(options)))
     args = argparse.Namespace(device="cpu", precision=precision, checkpoint="w.pth", wav2lip_batch_size=8, restorer=None)
-    with caplog.at_level(logging.INFO):
-        cli_main.load_models(args, need_detector=False)
+    cli_logger = logging.getLogger("lipsync")  # the command line's own logger, which may not propagate after a CLI test
+    cli_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="lipsync"):
+            cli_main.load_models(args, need_detector=False)
+    finally:
+        cli_logger.removeHandler(caplog.handler)
     assert ("--precision bf16" in caplog.text) is hinted
     assert chosen[0]["precision"] == precision
