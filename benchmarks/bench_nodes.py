@@ -8,7 +8,7 @@ management is CPU-only), so put it on the path:
 
 Each node's figure is its best of ``--repeats`` in wall time, and in frames per CPU-second (user + system time of
 all threads), which a busy shared machine disturbs less. The last line times a bare copy of the input batch into
-new memory (numpy's, as the nodes allocate it): no node that returns a new ``IMAGE`` can beat it.
+new memory: no node that returns a new ``IMAGE`` can beat it.
 
 Chain: Audio to Mel Windows -> Detect Faces (fixed box) -> Crop Faces -> Wav2Lip Generate (random weights in
 the published layout) -> Paste Faces Back (one paste mode per process). Each paste mode runs in its own process,
@@ -118,7 +118,6 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
     """One chain in this process: warm-up on small frames, then the timed run on the full batch."""
     nodes = load_pack()
     import folder_paths
-    from comfyui_lipsync.nodes.comfy_glue import new_image_batch
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
     try:
@@ -140,7 +139,7 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
     for _ in range(repeats):  # the fastest of a few runs: a shared machine's noise only ever adds time
         pasted = None  # the previous run's output is freed before the next one is made
         start = time.perf_counter()
-        copy = new_image_batch(frames.shape, frames.device).copy_(frames)  # what any node returning a new batch pays at least
+        copy = torch.empty_like(frames).copy_(frames)  # what any node returning a new batch pays at least
         copy_seconds = min(copy_seconds, time.perf_counter() - start)
         del copy
         times: dict[str, tuple[float, float]] = {}

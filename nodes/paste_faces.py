@@ -18,7 +18,7 @@ from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.boxes import Box
 from ..lipsync.faces.track import FaceTrack
 from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions, box_mask, tint_mask
-from .comfy_glue import Progress, chunks, image_tensor, new_image_batch
+from .comfy_glue import Progress, chunks, image_tensor
 from .sockets import CATEGORY, FaceTrackSocket
 from .status import face_status
 
@@ -114,7 +114,7 @@ class PasteFaces(io.ComfyNode):
         generated = image_tensor(faces)
         rgb = image_tensor(frames)
         count, height, width = output_track.count, output_track.frame_height, output_track.frame_width
-        result = new_image_batch((count, height, width, 3), rgb.device)  # the one copy of the batch, frame by frame below
+        result = torch.empty((count, height, width, 3), dtype=torch.float32, device=rgb.device)  # filled frame by frame below
         # np.zeros takes memory the system has already zeroed (torch.zeros writes every byte): only the boxes cost.
         masks = torch.from_numpy(np.zeros((count, height, width), dtype=np.float32))
         previews = torch.empty((count, *preview_size(height, width), 3), dtype=torch.float32)
