@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import torch
+from comfy.model_patcher import ModelPatcher
 from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_GENERATION_BATCH
+from ..lipsync.device import Precision
 from ..lipsync.faces.track import FaceTrack
 from ..lipsync.render.generate import Wav2LipGenerator
 from ..lipsync.speech.timeline import SpeechWindows
 from .comfy_glue import Progress, chunks, image_array, load_to_device
+from .load_models import PRECISION_ATTRIBUTE
 from .sockets import CATEGORY, FaceTrackSocket, SpeechWindowsSocket, Wav2LipModel
+
+
+def wav2lip_generator(wav2lip_model: ModelPatcher, batch_size: int) -> Wav2LipGenerator:
+    """The engine's generator for a loaded Wav2Lip model: on the device ComfyUI places it on (loaded now, freeing other
+    models as needed), in the precision chosen in Load Wav2Lip Model. Every node that generates builds it here."""
+    precision = getattr(wav2lip_model.model, PRECISION_ATTRIBUTE, Precision.AUTO.value)
+    device = load_to_device(wav2lip_model)
+    return Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False, precision=precision)
 
 
 class Wav2LipGenerate(io.ComfyNode):
@@ -54,8 +65,7 @@ class Wav2LipGenerate(io.ComfyNode):
             )
         if output_track is not None and output_track.count != count:
             raise ValueError(f"The track has {output_track.count} frames but there are {count} crops; use Crop Faces' output_track.")
-        device = load_to_device(wav2lip_model)
-        generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
+        generator = wav2lip_generator(wav2lip_model, batch_size)
         faces = crops.copy()
         progress = Progress(count)
         for block in chunks(count, batch_size):

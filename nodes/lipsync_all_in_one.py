@@ -13,12 +13,12 @@ from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.locate import LocateOptions
 from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions
-from ..lipsync.render.generate import Wav2LipGenerator
 from ..lipsync.speech.timeline import LENGTH_MODES, LOOP
 from .audio_to_mel import speech_windows
-from .comfy_glue import Progress, chunks, load_to_device, output_image
+from .comfy_glue import Progress, chunks, output_image
 from .crop_faces import align_track
 from .detect_faces import LOCATE, face_track, fixed_box_problem, parse_box
+from .generate import wav2lip_generator
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel
 from .status import face_status, log_cpu_restore_estimate
@@ -86,8 +86,7 @@ class LipSyncAllInOne(io.ComfyNode):
         track = align_track(track, speech)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
             model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
-        device = load_to_device(wav2lip_model)
-        generator = Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False)
+        generator = wav2lip_generator(wav2lip_model, batch_size)
         paste = PasteOptions(mode=paste_mode)
         restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None
         if restorer is not None and restorer.device.type == "cpu":

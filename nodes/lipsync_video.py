@@ -32,9 +32,9 @@ from ..lipsync.media.audio import AudioSamples
 from ..lipsync.media.read import FrameSource, FrameTransform
 from ..lipsync.pipeline import FILE_LENGTH_MODES, LipSyncOptions, lipsync_file
 from ..lipsync.render.blend import PASTE_MODES, PasteOptions
-from ..lipsync.render.generate import Wav2LipGenerator
-from .comfy_glue import image_array, load_to_device
+from .comfy_glue import image_array
 from .detect_faces import NO_DETECTOR, fixed_box_problem, make_detector, parse_box
+from .generate import wav2lip_generator
 from .restore_faces import make_restorer
 from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, FaceRestorerModel, RestorerSpec, Wav2LipModel, pad_inputs
 
@@ -201,7 +201,7 @@ class LipSyncVideo(io.ComfyNode):
             raise ValueError(NO_DETECTOR)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
             model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
-        generator = Wav2LipGenerator(wav2lip_model.model, device=load_to_device(wav2lip_model), batch_size=batch_size, optimize=False)
+        generator = wav2lip_generator(wav2lip_model, batch_size)
         detector = make_detector(face_detector, detection_batch_size) if not options.locate.fixed else None
         restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None
         output = Path(folder_paths.get_temp_directory()) / f"lipsync_{uuid.uuid4().hex[:12]}.mp4"

@@ -245,6 +245,37 @@ def test_crop_follows_the_speech_and_generate_matches_the_engine(nodes, installe
     assert faces.shape == crops.shape and np.abs(faces.numpy() - expected).max() < 1e-4
 
 
+def test_the_loaders_precision_reaches_every_generating_node(nodes, installed_weights) -> None:
+    """Load Wav2Lip Model's precision is what Wav2Lip Generate computes in: auto is fp32 on the CPU (the same faces),
+    bf16 gives faces near fp32's but not the same; the All-in-One node follows it too."""
+    frames = face_frames(4)
+    track, _ = detect(nodes, frames, fixed_box="40,200,60,200")
+    speech = speech_for(nodes, frames, 0.3)
+    crops, output_track = nodes["crop_faces"].CropFaces.execute(frames=frames, face_track=track, size=96, mel_windows=speech).args
+    load = nodes["load_models"].LoadWav2Lip.execute
+
+    def faces(precision: str) -> np.ndarray:
+        patcher = load(model_name=installed_weights["wav2lip"], precision=precision)[0]
+        return nodes["generate"].Wav2LipGenerate.execute(
+            wav2lip_model=patcher, face_crops=crops, mel_windows=speech, batch_size=4, output_track=output_track
+        )[0].numpy()
+
+    full, default, reduced = faces("fp32"), faces("auto"), faces("bf16")
+    assert np.array_equal(default, full)
+    assert 0 < np.abs(reduced - full).max() < 0.05
+
+    def all_in_one(precision: str) -> np.ndarray:
+        patcher = load(model_name=installed_weights["wav2lip"], precision=precision)[0]
+        return nodes["lipsync_all_in_one"].LipSyncAllInOne.execute(
+            frames=frames, audio=audio_input(0.3), fps=25.0, wav2lip_model=patcher, length_mode="loop video", pad_bottom=10,
+            smooth=True, face_choice="best score", batch_size=4, fixed_box="40,200,60,200", cache_detections=False,
+        )[0].numpy()  # fmt: skip
+
+    assert not np.array_equal(all_in_one("bf16"), all_in_one("fp32"))
+    with pytest.raises(ValueError, match="precision"):
+        load(model_name=installed_weights["wav2lip"], precision="fp8")
+
+
 def test_generate_and_crop_refuse_mismatches(nodes, installed_weights) -> None:
     frames = face_frames(4)
     track, _ = detect(nodes, frames, fixed_box="40,200,60,200")
