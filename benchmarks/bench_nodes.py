@@ -114,7 +114,7 @@ def run_chain(nodes: dict, frames: torch.Tensor, box: str, patcher, mode: str, t
     return pasted
 
 
-def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int) -> dict:
+def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int, precision: str = "auto") -> dict:
     """One chain in this process: warm-up on small frames, then the timed run on the full batch."""
     nodes = load_pack()
     import folder_paths
@@ -128,7 +128,7 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
         shutil.copy(workdir / "wav2lip.pth", target / "bench_wav2lip.pth")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name="bench_wav2lip.pth")[0]
+    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name="bench_wav2lip.pth", precision=precision)[0]
     small, small_box = image_batch(8, 256, 256)
     run_chain(nodes, small, small_box, patcher, mode)  # imports, numba and first-call costs: not measured
     del small
@@ -154,6 +154,7 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
         "size": f"{width}x{height}",
         "threads": torch.get_num_threads(),
         "repeats": repeats,
+        "precision": precision,
         "fps": {name: frames_count / wall for name, (wall, _) in timings.items()},
         "cpu_fps": {name: frames_count / max(cpu, 1e-9) for name, (_, cpu) in timings.items()},
         "copy_fps": frames_count / copy_seconds,
@@ -169,7 +170,7 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
 def run_process(args: argparse.Namespace, mode: str, models: str) -> dict:
     """One paste mode's chain in a fresh process (its own peak RSS), with the fake ComfyUI's models in ``models``."""
     command = [sys.executable, "-m", "benchmarks.bench_nodes", "--frames", str(args.frames), "--width", str(args.width),
-               "--height", str(args.height), "--repeats", str(args.repeats), "--run", mode]  # fmt: skip
+               "--height", str(args.height), "--repeats", str(args.repeats), "--precision", args.precision, "--run", mode]  # fmt: skip
     environment = {**os.environ, "FAKE_COMFY_MODELS": models}
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT, env=environment)
     if done.returncode:
@@ -184,11 +185,12 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--modes", default=",".join(PASTE_MODES), help=f"comma-separated, of {PASTE_MODES}")
     parser.add_argument("--repeats", type=int, default=3, help="chain runs per mode; each node's fastest is reported")
+    parser.add_argument("--precision", default="auto", help="Load Wav2Lip Model's precision (auto, fp32, fp16, bf16)")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # one mode, in this process
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.run:
-        sys.stdout.write(json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats)) + "\n")
+        sys.stdout.write(json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats, args.precision)) + "\n")
         return
     models = tempfile.mkdtemp(prefix="bench-nodes-models-")  # the fake ComfyUI's model folders: removed at the end
     try:
@@ -202,7 +204,7 @@ def report(mode: str, result: dict) -> None:
     """Print one mode's figures."""
     lines = [
         f"== paste mode {mode}: {result['frames']} frames of {result['size']}, {result['threads']} torch threads, "
-        f"best of {result['repeats']}"
+        f"best of {result['repeats']}, precision {result['precision']}"
     ]
     lines += [
         f"  {name:32s} {fps:9.1f} frames/s  ({result['cpu_fps'][name]:9.1f} per CPU-second, all threads)"
