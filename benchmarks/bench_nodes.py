@@ -1,10 +1,13 @@
 """Node-path benchmark: the separate ComfyUI nodes on N frames of a 720p ``IMAGE``, per node frames/s and peak RSS.
 
-The nodes run against ``tests/fake_comfy`` (the fake of the comfy imports the node tests use; its model
-management is CPU-only), so put it on the path:
+The nodes run against the comfy imports on the path: ``tests/fake_comfy`` (the fake the node tests use; its model
+management is CPU-only), or a real ComfyUI source folder, whose model management then places the models (on its GPU
+when it has one; ``--cpu`` is set for it when torch sees no CUDA). Its folders (input/, models/, ...) go to a
+temporary base directory, so nothing is written into the ComfyUI folder:
 
     PYTHONPATH=tests/fake_comfy python -m benchmarks.bench_nodes                 # 50 frames of 1280x720
     PYTHONPATH=tests/fake_comfy python -m benchmarks.bench_nodes --frames 250 --modes box
+    PYTHONPATH=../shared/comfyui python -m benchmarks.bench_nodes --precision fp32   # real ComfyUI, GPU if there
 
 Each node's figure is its best of ``--repeats`` in wall time, and in frames per CPU-second (user + system time of
 all threads), which a busy shared machine disturbs less. The last line times a bare copy of the input batch into
@@ -54,9 +57,17 @@ def current_rss_mib() -> float:
 def load_pack():
     """The repository as the ComfyUI package ``comfyui_lipsync`` (as ComfyUI and tests/conftest.py load it)."""
     try:
+        cli_args = importlib.import_module("comfy.cli_args")  # the real ComfyUI (the fake has none)
+    except ImportError:
+        pass
+    else:
+        if not torch.cuda.is_available():
+            cli_args.args.cpu = True  # as `python main.py --cpu`: ComfyUI's model management assumes CUDA otherwise
+        cli_args.args.base_directory = os.environ["BENCH_COMFY_BASE"]  # its input/, models/, ... there, not in ComfyUI's folder
+    try:
         importlib.import_module("comfy_api.latest")
     except ImportError:
-        sys.exit("put the fake comfy imports on the path: PYTHONPATH=tests/fake_comfy python -m benchmarks.bench_nodes")
+        sys.exit("put ComfyUI (or the fake comfy imports) on the path: PYTHONPATH=tests/fake_comfy python -m benchmarks.bench_nodes")
     spec = importlib.util.spec_from_file_location("comfyui_lipsync", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
     module = importlib.util.module_from_spec(spec)
     sys.modules["comfyui_lipsync"] = module
@@ -119,16 +130,14 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
     nodes = load_pack()
     import folder_paths
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-nodes-"))  # the weights' folder, first in line: no ComfyUI folder is written
     try:
         torch.manual_seed(0)
-        save_checkpoint(Wav2Lip().state_dict(), workdir / "wav2lip.pth")
-        target = Path(folder_paths.get_folder_paths("wav2lip")[0])
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(workdir / "wav2lip.pth", target / "bench_wav2lip.pth")
+        save_checkpoint(Wav2Lip().state_dict(), workdir / "bench_wav2lip.pth")
+        folder_paths.add_model_folder_path("wav2lip", str(workdir), is_default=True)
+        patcher = nodes["load_models"].LoadWav2Lip.execute(model_name="bench_wav2lip.pth", precision=precision)[0]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    patcher = nodes["load_models"].LoadWav2Lip.execute(model_name="bench_wav2lip.pth", precision=precision)[0]
     small, small_box = image_batch(8, 256, 256)
     run_chain(nodes, small, small_box, patcher, mode)  # imports, numba and first-call costs: not measured
     del small
@@ -171,7 +180,7 @@ def run_process(args: argparse.Namespace, mode: str, models: str) -> dict:
     """One paste mode's chain in a fresh process (its own peak RSS), with the fake ComfyUI's models in ``models``."""
     command = [sys.executable, "-m", "benchmarks.bench_nodes", "--frames", str(args.frames), "--width", str(args.width),
                "--height", str(args.height), "--repeats", str(args.repeats), "--precision", args.precision, "--run", mode]  # fmt: skip
-    environment = {**os.environ, "FAKE_COMFY_MODELS": models}
+    environment = {**os.environ, "FAKE_COMFY_MODELS": models, "BENCH_COMFY_BASE": models}
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT, env=environment)
     if done.returncode:
         sys.exit(f"{mode}: failed\n{done.stderr}")
@@ -192,7 +201,7 @@ def main() -> None:
     if args.run:
         sys.stdout.write(json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats, args.precision)) + "\n")
         return
-    models = tempfile.mkdtemp(prefix="bench-nodes-models-")  # the fake ComfyUI's model folders: removed at the end
+    models = tempfile.mkdtemp(prefix="bench-nodes-models-")  # ComfyUI's (or the fake's) folders: removed at the end
     try:
         for mode in args.modes.split(","):
             report(mode, run_process(args, mode, models))

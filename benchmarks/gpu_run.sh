@@ -9,7 +9,9 @@
 #
 # Environment: OUT (required), GPU_RUN_STEPS (the steps to run, e.g. "pipeline startup"; default all), GPU_RUN_SMALL=1 (tiny sizes), GPU_RUN_WHEELS (default .whl), GPU_RUN_SITE (default
 # /tmp/site), WAV2LIP_REF (a copy of Rudrabha/Wav2Lip's inference.py, audio.py, hparams.py, models/, face_detection/;
-# default .cache/Wav2Lip; the reference comparison is skipped without it), PYTHON (default python3).
+# default .cache/Wav2Lip; the reference comparison is skipped without it), COMFYUI_SRC (a ComfyUI source folder for the
+# node-path benchmark under ComfyUI's own model management; default .cache/ComfyUI; skipped without it; its Python
+# requirements must be importable), PYTHON (default python3).
 set -u
 : "${OUT:?set OUT to the folder the logs go to}"
 mkdir -p "$OUT"
@@ -17,6 +19,7 @@ PYTHON=${PYTHON:-python3}
 WHEELS=${GPU_RUN_WHEELS:-.whl}
 SITE=${GPU_RUN_SITE:-/tmp/site}
 REF=${WAV2LIP_REF:-.cache/Wav2Lip}
+COMFY=${COMFYUI_SRC:-.cache/ComfyUI}
 SMALL=${GPU_RUN_SMALL:-0}
 FAILED=0
 STARTED=$(date +%s)
@@ -29,6 +32,7 @@ if [ "$SMALL" = 1 ]; then
   START="--seconds 1 --size 320x240 --repeats 1"
   VSREF="--seconds 1 --size 320x240 --pairs 1"
   BATCH="--clips 2 --seconds 1 --size 320x240"
+  NODES="--frames 8 --width 320 --height 240 --modes box --repeats 1"
   LIMIT=600
 else
   ENC="--frames 250 --size 1280x720 --repeats 2"
@@ -38,6 +42,7 @@ else
   START="--seconds 10 --size 1280x720 --repeats 2"
   VSREF="--seconds 10 --size 1280x720 --pairs 2"
   BATCH="--clips 8 --seconds 10 --size 1280x720"
+  NODES="--frames 250 --modes box,mouth mask --repeats 2"
   LIMIT=1
 fi
 
@@ -109,6 +114,12 @@ fi
 if want batch; then
   step batch 90 "$PYTHON" -m benchmarks.bench_batch --runners local $BATCH
   headline batch "jobs/hour"
+fi
+if want nodes && [ -f "$COMFY/main.py" ]; then
+  step nodes 150 env PYTHONPATH="$COMFY${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m benchmarks.bench_nodes $NODES
+  headline nodes "==|frames/s|peak RSS"
+elif want nodes; then
+  echo "=== nodes skipped: no $COMFY/main.py (copy a ComfyUI source folder there and carry it)" | tee -a "$OUT/summary.log"
 fi
 if want cuda_tests; then
   step cuda_tests 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_restore_warp.py tests/test_gpen.py::test_cuda_runs_gpen_in_bfloat16_close_to_float32 tests/test_restore.py::test_cuda_runs_in_bfloat16_and_stays_close_to_float32
