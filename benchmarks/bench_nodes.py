@@ -13,8 +13,9 @@ Each node's figure is its best of ``--repeats`` in wall time, and in frames per 
 all threads), which a busy shared machine disturbs less. The last line times a bare copy of the input batch into
 new memory: no node that returns a new ``IMAGE`` can beat it.
 
-Chain: Audio to Mel Windows -> Detect Faces (fixed box) -> Crop Faces -> Wav2Lip Generate (random weights in
-the published layout) -> Paste Faces Back (one paste mode per process). Each paste mode runs in its own process,
+Chain: Audio to Mel Windows -> Detect Faces (fixed box; ``--detector s3fd``: S3FD at 640 with planted boxes) -> Crop
+Faces -> Wav2Lip Generate (random weights in the published layout) -> Paste Faces Back (one paste mode per process)
+[-> Restore Faces with ``--restore``: GFPGAN v1.4, random weights; minutes a frame batch on a CPU]. Each paste mode runs in its own process,
 so its peak RSS is that chain's alone. The memory figure compared with the ``IMAGE`` batches is the peak above
 the RSS measured after imports and the model load, before the input batch exists.
 """
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_pipeline import peak_rss_mib
+from lipsync.defaults import DEFAULT_RESTORE_BATCH, DEFAULT_RESTORE_STRENGTH
 from lipsync.models import Wav2Lip, save_checkpoint
 
 logger = logging.getLogger("bench_nodes")
@@ -72,7 +74,7 @@ def load_pack():
     module = importlib.util.module_from_spec(spec)
     sys.modules["comfyui_lipsync"] = module
     spec.loader.exec_module(module)
-    names = ("load_models", "audio_to_mel", "detect_faces", "crop_faces", "generate", "paste_faces")
+    names = ("load_models", "audio_to_mel", "detect_faces", "crop_faces", "generate", "paste_faces", "load_face_restorer", "restore_faces")
     return {name: importlib.import_module(f"comfyui_lipsync.nodes.{name}") for name in names}
 
 
@@ -99,8 +101,58 @@ def speech(seconds: float, rate: int = 16000) -> dict:
     return {"waveform": torch.from_numpy(wave)[None, None], "sample_rate": rate}
 
 
-def run_chain(nodes: dict, frames: torch.Tensor, box: str, patcher, mode: str, timings: dict | None = None) -> torch.Tensor:
-    """The node chain once; per node (wall seconds, CPU seconds of all threads) go into ``timings``."""
+def plant_s3fd(nodes: dict, workdir: Path) -> tuple[object, dict]:
+    """Load Face Detector's S3FD (random weights in the ``s3fd.pth`` layout), and Detect Faces made to build the
+    benchmark's ``PlantedFaceS3FD`` from it: the network runs in full at its input size, on the device ComfyUI's
+    model management gives it, but the boxes are the planted face's (``planted["box"]``), since random weights see
+    none and would leave thousands of candidates to post-process."""
+    import folder_paths
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+
+    from benchmarks.bench_pipeline import PlantedFaceS3FD
+
+    torch.manual_seed(2)
+    torch.save(s3fd().state_dict(), workdir / "bench_s3fd.pth")
+    folder_paths.add_model_folder_path("facedetection", str(workdir), is_default=True)
+    spec = nodes["load_models"].LoadFaceDetector.execute(detector="bench_s3fd.pth", detection_size=640)[0]
+    planted: dict = {}
+    detect = nodes["detect_faces"]
+
+    def make_detector(spec, batch_size: int):
+        device = detect.load_to_device(spec.patcher)
+        return PlantedFaceS3FD(planted["box"], spec.patcher.model, device=str(device), max_side=spec.max_side,
+                               batch_size=batch_size, channels_last=True, precision="auto")  # fmt: skip
+
+    detect.make_detector = make_detector
+    return spec, planted
+
+
+def random_gfpgan(nodes: dict, workdir: Path):
+    """Load Face Restorer's GFPGAN v1.4 (random weights saved as the release does: ``{"params_ema": state}``)."""
+    import folder_paths
+    from spandrel.architectures.GFPGAN import GFPGAN
+
+    torch.manual_seed(3)
+    model = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
+                   num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)  # fmt: skip
+    torch.save({"params_ema": model.state_dict()}, workdir / "bench_GFPGANv1.4.pth")
+    folder_paths.add_model_folder_path("facerestore_models", str(workdir), is_default=True)
+    return nodes["load_face_restorer"].LoadFaceRestorer.execute(model_name="bench_GFPGANv1.4.pth")[0]
+
+
+def planted_box(box: str) -> tuple[float, float, float, float]:
+    """'top,bottom,left,right' (the fixed box) -> the face's (x1, y1, x2, y2) before the bottom pad."""
+    top, bottom, left, right = (float(value) for value in box.split(","))
+    return left, top, right, bottom - 10
+
+
+def run_chain(
+    nodes: dict, frames: torch.Tensor, box: str, patcher, mode: str, timings: dict | None = None, detector=None, planted=None,
+    restorer=None,
+) -> torch.Tensor:  # fmt: skip
+    """The node chain once; per node (wall seconds, CPU seconds of all threads) go into ``timings``. With ``detector``
+    (a planted S3FD, see ``plant_s3fd``) Detect Faces runs it instead of taking the fixed box; with ``restorer``
+    Restore Faces follows Paste Faces Back."""
 
     def timed(name: str, call):
         start, cpu = time.perf_counter(), time.process_time()
@@ -112,9 +164,12 @@ def run_chain(nodes: dict, frames: torch.Tensor, box: str, patcher, mode: str, t
     audio = speech((frames.shape[0] + 4) / 25.0)  # a little longer; trimmed to the frames
     windows = timed("Audio to Mel Windows", lambda: nodes["audio_to_mel"].AudioToMelWindows.execute(
         audio=audio, fps=25.0, length_mode="trim to shorter", frames=frames)[0])  # fmt: skip
-    track = timed("Detect Faces (fixed box)", lambda: nodes["detect_faces"].DetectFaces.execute(
+    if detector is not None:
+        planted["box"] = planted_box(box)
+    track = timed("Detect Faces (fixed box)" if detector is None else "Detect Faces (S3FD 640, planted)",
+                  lambda: nodes["detect_faces"].DetectFaces.execute(
         frames=frames, pad_top=0, pad_bottom=10, pad_left=0, pad_right=0, smooth=True, face_choice="best score",
-        face_index=0, batch_size=16, fixed_box=box)[0])  # fmt: skip
+        face_index=0, batch_size=16, fixed_box="" if detector is not None else box, face_detector=detector)[0])  # fmt: skip
     crops, output_track = timed("Crop Faces", lambda: nodes["crop_faces"].CropFaces.execute(
         frames=frames, face_track=track, size=96, mel_windows=windows).args)  # fmt: skip
     faces = timed("Wav2Lip Generate", lambda: nodes["generate"].Wav2LipGenerate.execute(
@@ -122,10 +177,17 @@ def run_chain(nodes: dict, frames: torch.Tensor, box: str, patcher, mode: str, t
     paste_mode = "box" if mode == "box" else "mouth mask"
     pasted = timed(f"Paste Faces Back ({mode})", lambda: nodes["paste_faces"].PasteFaces.execute(
         frames=frames, faces=faces, output_track=output_track, mode=paste_mode, colour_match=mode.endswith("colour"))[0])  # fmt: skip
+    if restorer is not None:
+        pasted = timed("Restore Faces (GFPGAN 512)", lambda: nodes["restore_faces"].RestoreFaces.execute(
+            frames=pasted, output_track=output_track, face_restorer=restorer, strength=DEFAULT_RESTORE_STRENGTH,
+            codeformer_fidelity=0.5, mask_size=1.0, feather=0.35, vertical_offset=0.0, batch_size=DEFAULT_RESTORE_BATCH)[0])  # fmt: skip
     return pasted
 
 
-def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int, precision: str = "auto") -> dict:
+def run_mode(
+    frames_count: int, width: int, height: int, mode: str, repeats: int, precision: str = "auto", detector: str = "fixed box",
+    restore: bool = False,
+) -> dict:  # fmt: skip
     """One chain in this process: warm-up on small frames, then the timed run on the full batch."""
     nodes = load_pack()
     import folder_paths
@@ -136,10 +198,12 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
         save_checkpoint(Wav2Lip().state_dict(), workdir / "bench_wav2lip.pth")
         folder_paths.add_model_folder_path("wav2lip", str(workdir), is_default=True)
         patcher = nodes["load_models"].LoadWav2Lip.execute(model_name="bench_wav2lip.pth", precision=precision)[0]
+        spec, planted = plant_s3fd(nodes, workdir) if detector == "s3fd" else (None, None)
+        restorer = random_gfpgan(nodes, workdir) if restore else None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     small, small_box = image_batch(8, 256, 256)
-    run_chain(nodes, small, small_box, patcher, mode)  # imports, numba and first-call costs: not measured
+    run_chain(nodes, small, small_box, patcher, mode, None, spec, planted, restorer)  # imports and first calls: not measured
     del small
     rss_before = current_rss_mib()
     frames, box = image_batch(frames_count, width, height)
@@ -152,7 +216,7 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
         copy_seconds = min(copy_seconds, time.perf_counter() - start)
         del copy
         times: dict[str, tuple[float, float]] = {}
-        pasted = run_chain(nodes, frames, box, patcher, mode, times)
+        pasted = run_chain(nodes, frames, box, patcher, mode, times, spec, planted, restorer)
         timings = {name: tuple(map(min, seconds, timings.get(name, seconds))) for name, seconds in times.items()}
     image_mib = frames.numel() * 4 / 2**20
     output_mib = pasted.numel() * 4 / 2**20
@@ -179,7 +243,8 @@ def run_mode(frames_count: int, width: int, height: int, mode: str, repeats: int
 def run_process(args: argparse.Namespace, mode: str, models: str) -> dict:
     """One paste mode's chain in a fresh process (its own peak RSS), with the fake ComfyUI's models in ``models``."""
     command = [sys.executable, "-m", "benchmarks.bench_nodes", "--frames", str(args.frames), "--width", str(args.width),
-               "--height", str(args.height), "--repeats", str(args.repeats), "--precision", args.precision, "--run", mode]  # fmt: skip
+               "--height", str(args.height), "--repeats", str(args.repeats), "--precision", args.precision,
+               "--detector", args.detector, *(["--restore"] if args.restore else []), "--run", mode]  # fmt: skip
     environment = {**os.environ, "FAKE_COMFY_MODELS": models, "BENCH_COMFY_BASE": models}
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT, env=environment)
     if done.returncode:
@@ -195,11 +260,21 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(PASTE_MODES), help=f"comma-separated, of {PASTE_MODES}")
     parser.add_argument("--repeats", type=int, default=3, help="chain runs per mode; each node's fastest is reported")
     parser.add_argument("--precision", default="auto", help="Load Wav2Lip Model's precision (auto, fp32, fp16, bf16)")
+    parser.add_argument(
+        "--detector",
+        choices=("fixed box", "s3fd"),
+        default="fixed box",
+        help="Detect Faces with a fixed box, or with S3FD at 640 (random weights, planted boxes)",
+    )
+    parser.add_argument("--restore", action="store_true", help="Restore Faces (GFPGAN v1.4, random weights) after the paste")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # one mode, in this process
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.run:
-        sys.stdout.write(json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats, args.precision)) + "\n")
+        sys.stdout.write(
+            json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats, args.precision, args.detector, args.restore))
+            + "\n"
+        )
         return
     models = tempfile.mkdtemp(prefix="bench-nodes-models-")  # ComfyUI's (or the fake's) folders: removed at the end
     try:

@@ -32,7 +32,7 @@ if [ "$SMALL" = 1 ]; then
   START="--seconds 1 --size 320x240 --repeats 1"
   VSREF="--seconds 1 --size 320x240 --pairs 1"
   BATCH="--clips 2 --seconds 1 --size 320x240"
-  NODES="--frames 8 --width 320 --height 240 --modes box --repeats 1"
+  NODES="--frames 8 --width 320 --height 240 --modes box --repeats 1 --detector s3fd --restore"
   LIMIT=600
 else
   ENC="--frames 250 --size 1280x720 --repeats 2"
@@ -42,7 +42,7 @@ else
   START="--seconds 10 --size 1280x720 --repeats 2"
   VSREF="--seconds 10 --size 1280x720 --pairs 2"
   BATCH="--clips 8 --seconds 10 --size 1280x720"
-  NODES="--frames 250 --modes box,mouth mask --repeats 2"
+  NODES="--frames 250 --modes box,mouth mask --repeats 2 --detector s3fd --restore"
   LIMIT=1
 fi
 
@@ -116,7 +116,7 @@ if want batch; then
   headline batch "jobs/hour"
 fi
 if want nodes && [ -f "$COMFY/main.py" ]; then
-  step nodes 150 env PYTHONPATH="$COMFY${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m benchmarks.bench_nodes $NODES
+  step nodes 180 env PYTHONPATH="$COMFY${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m benchmarks.bench_nodes $NODES
   headline nodes "==|frames/s|peak RSS"
 elif want nodes; then
   echo "=== nodes skipped: no $COMFY/main.py (copy a ComfyUI source folder there and carry it)" | tee -a "$OUT/summary.log"
