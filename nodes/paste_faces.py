@@ -13,12 +13,11 @@ from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
-from ..lipsync.device import single_threaded_cpu_pool
 from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.boxes import Box
 from ..lipsync.faces.track import FaceTrack
 from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions, box_mask, tint_mask
-from .comfy_glue import Progress, chunks, image_tensor
+from .comfy_glue import Progress, chunks, image_tensor, output_image
 from .sockets import CATEGORY, FaceTrackSocket
 from .status import face_status
 
@@ -112,39 +111,24 @@ class PasteFaces(io.ComfyNode):
             raise ValueError(f"{faces.shape[0]} faces for {output_track.count} output frames; connect Crop Faces' output_track.")
         options = PasteOptions(mode, mask_size, feather, vertical_offset, colour_match)
         generated = image_tensor(faces)
-        rgb = image_tensor(frames)
+        result = output_image(frames, output_track.sources)  # the one copy of the batch; the rest touches the boxes only
         count, height, width = output_track.count, output_track.frame_height, output_track.frame_width
-        result = torch.empty((count, height, width, 3), dtype=torch.float32, device=rgb.device)  # filled frame by frame below
         # np.zeros takes memory the system has already zeroed (torch.zeros writes every byte): only the boxes cost.
         masks = torch.from_numpy(np.zeros((count, height, width), dtype=np.float32))
         previews = torch.empty((count, *preview_size(height, width), 3), dtype=torch.float32)
         device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
-
-        def finish(index: int) -> None:
-            """Frame ``index`` whole: copied, its face pasted, its mask and preview made, while it is still in cache."""
-            frame = result[index]
-            source = rgb[output_track.sources[index]]
-            if frame.device.type == "cpu":  # numpy: torch's copy of one frame on a one-thread worker was slower
-                np.copyto(frame_view(frame), frame_view(source))
-            else:
-                frame.copy_(source)
-            box = output_track.box(index)
-            if box is not None:
-                paste_faces([frame], generated[index : index + 1], [box], options, device=device)
-                clamp_boxes([frame], [box])
-                x1, y1, x2, y2 = box
-                frame_view(masks[index])[y1:y2, x1:x2] = box_mask(box, options)
-            mask_preview(frame_view(previews[index]), frame, box, options)
-
-        # CPU frames: one frame per worker thread (copying and pasting are bound by memory, not by one core)
-        pool = single_threaded_cpu_pool(torch.get_num_threads()) if rgb.device.type == "cpu" else None
         progress = Progress(count)
         for block in chunks(count, CHUNK):
-            if pool is None:
-                for index in block:
-                    finish(index)
-            else:
-                list(pool.map(finish, block))
+            indices = [index for index in block if output_track.box(index) is not None]
+            if indices:
+                boxes = [output_track.box(index) for index in indices]
+                pasted = [result[index] for index in indices]
+                paste_faces(pasted, generated[indices], boxes, options, device=device)
+                clamp_boxes(pasted, boxes)
+                for index, (x1, y1, x2, y2) in zip(indices, boxes, strict=True):
+                    frame_view(masks[index])[y1:y2, x1:x2] = box_mask((x1, y1, x2, y2), options)
+            for index in block:
+                mask_preview(frame_view(previews[index]), result[index], output_track.box(index), options)
             progress.advance(len(block))
         if output_track.frames_without_face:
             logger.info("%d of %d frames had no face and were passed through", output_track.frames_without_face, output_track.count)
