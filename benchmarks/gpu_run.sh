@@ -7,6 +7,9 @@
 #   OUT=/tmp/gpuout bash benchmarks/gpu_run.sh                       # the full run (about 6 minutes on an H100/H200)
 #   OUT=/tmp/gpuout GPU_RUN_SMALL=1 bash benchmarks/gpu_run.sh       # tiny sizes: checks the script end to end on a CPU
 #
+# What travels to the GPU machine with the working tree: .whl/ (Python 3.12 wheels, 39 MB), the reference checkout
+# (WAV2LIP_REF, 2.3 MB) and .cache/ComfyUI (a ComfyUI source folder without .git or models, 16 MB): about 57 MB.
+#
 # Environment: OUT (required), GPU_RUN_STEPS (the steps to run, e.g. "pipeline startup"; default all), GPU_RUN_SMALL=1 (tiny sizes), GPU_RUN_WHEELS (default .whl), GPU_RUN_SITE (default
 # /tmp/site), WAV2LIP_REF (a copy of Rudrabha/Wav2Lip's inference.py, audio.py, hparams.py, models/, face_detection/;
 # default .cache/Wav2Lip; the reference comparison is skipped without it), COMFYUI_SRC (a ComfyUI source folder for the
