@@ -279,3 +279,29 @@ def test_cpu_with_bf16_units_hints_at_bf16(monkeypatch, caplog, precision: str, 
         cli_logger.removeHandler(caplog.handler)
     assert ("--precision bf16" in caplog.text) is hinted
     assert chosen[0]["precision"] == precision
+
+
+def test_reduced_precision_on_the_cpu_splits_the_batch_over_the_worker_threads() -> None:
+    """bf16 on the CPU runs each part of a batch on a single-threaded worker: the faces are those of one forward pass
+    of the whole batch under bf16 autocast, in order, and the work ran on the workers."""
+    import threading
+
+    torch.manual_seed(0)
+    model = Wav2Lip().eval()
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 255, (5, 96, 96, 3), dtype=np.uint8)
+    mels = rng.standard_normal((5, 80, 16)).astype(np.float32)
+    generator = Wav2LipGenerator(model, precision="bf16")
+    if generator.pool is None:
+        pytest.skip("torch cannot run single-threaded per thread here, or there is one thread")
+    threads = set()
+    hook = generator.model.register_forward_hook(lambda *_: threads.add(threading.current_thread().name))
+    try:
+        split = generator(crops, mels)
+    finally:
+        hook.remove()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        whole = generator.model(torch.from_numpy(mels)[:, None], generator.model_input(crops))
+    whole = whole.float()[:, [2, 1, 0]].permute(0, 2, 3, 1).numpy()
+    assert all(name.startswith("lipsync-cpu") for name in threads) and len(threads) >= 2
+    assert np.abs(split - whole).max() < 0.02  # the same faces, each in its place (bf16 rounding apart)

@@ -64,6 +64,10 @@ class Wav2LipGenerator:
         self.fused = fused_wav2lip(self.model) if on_cpu_fp32 and channels_last else None
         if self.fused is not None:  # each part of a batch on a single-threaded worker of its own
             self.fused.pool = single_threaded_cpu_pool(torch.get_num_threads())
+        # bf16/fp16 on the CPU: the batch split the same way (2-core AMX VM, bf16: 8.9 against 10.7 ms a face)
+        on_cpu_reduced = self.device.type == "cpu" and self.autocast_dtype is not None
+        self.workers = torch.get_num_threads() if on_cpu_reduced else 0
+        self.pool = single_threaded_cpu_pool(self.workers) if on_cpu_reduced else None
 
     @classmethod
     def from_file(
@@ -103,8 +107,7 @@ class Wav2LipGenerator:
             for start in range(0, len(crops), batch_size):
                 faces = self.model_input(crops[start : start + batch_size])
                 audio = torch.from_numpy(np.ascontiguousarray(mels[start : start + batch_size])).to(self.device)
-                with autocast(self.device, self.autocast_dtype):
-                    generated = self._forward(audio.unsqueeze(1).float(), faces)
+                generated = self._forward(audio.unsqueeze(1).float(), faces)
                 outputs.append(generated[:, BGR].permute(0, 2, 3, 1).float().cpu().numpy())
             return np.concatenate(outputs)
 
@@ -121,4 +124,14 @@ class Wav2LipGenerator:
                     raise
                 logger.warning("the fused CPU convolutions failed (%s); using the plain forward", error)
                 self.fused = None
-        return self.model(audio, faces)
+        if self.pool is not None and len(faces) > 1:
+            parts = zip(audio.tensor_split(self.workers), faces.tensor_split(self.workers), strict=True)
+            futures = [self.pool.submit(self._forward_in_autocast, *part) for part in parts if len(part[1])]
+            return torch.cat([future.result() for future in futures])
+        return self._forward_in_autocast(audio, faces)
+
+    def _forward_in_autocast(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        """The model's forward in this generator's precision, on the calling thread (a worker inherits neither the
+        caller's autocast nor its inference mode, so both are entered here)."""
+        with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
+            return self.model(audio, faces)
