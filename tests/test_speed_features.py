@@ -305,3 +305,19 @@ def test_reduced_precision_on_the_cpu_splits_the_batch_over_the_worker_threads()
     whole = whole.float()[:, [2, 1, 0]].permute(0, 2, 3, 1).numpy()
     assert all(name.startswith("lipsync-cpu") for name in threads) and len(threads) >= 2
     assert np.abs(split - whole).max() < 0.02  # the same faces, each in its place (bf16 rounding apart)
+
+
+@pytest.mark.parametrize("has_bf16,warned", [(False, True), (True, False)])
+def test_bf16_on_a_cpu_without_bf16_arithmetic_is_called_slower(monkeypatch, caplog, has_bf16: bool, warned: bool) -> None:
+    import logging
+
+    from lipsync.render import generate
+
+    monkeypatch.setattr(generate, "cpu_computes_bf16", lambda: has_bf16)
+    generate.logger.addHandler(caplog.handler)  # whatever an earlier test did to the loggers above it
+    try:
+        with caplog.at_level(logging.WARNING, logger=generate.logger.name):
+            Wav2LipGenerator(Wav2Lip().eval(), precision="bf16")
+    finally:
+        generate.logger.removeHandler(caplog.handler)
+    assert ("slower than fp32" in caplog.text) is warned

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import autocast, autocast_dtype, is_out_of_memory, run_with_oom_backoff, single_threaded_cpu_pool
+from ..device import autocast, autocast_dtype, cpu_computes_bf16, is_out_of_memory, run_with_oom_backoff, single_threaded_cpu_pool
 from ..models.cpu_fused import fused_wav2lip
 from ..models.fuse import fold_batchnorm
 from ..models.registry import load_model_file
@@ -49,6 +49,9 @@ class Wav2LipGenerator:
         """
         self.device = torch.device(device)
         self.autocast_dtype = autocast_dtype(precision, self.device)
+        if self.device.type == "cpu" and self.autocast_dtype == torch.bfloat16 and not cpu_computes_bf16():
+            logger.warning("This CPU has no bf16 arithmetic, so bf16 generation is emulated and slower than fp32; "
+                           "choose fp32 (or auto) here.")  # fmt: skip
         self.img_size = int(getattr(model, "img_size", 96))
         if optimize:
             model = fold_batchnorm(model, inplace=owns_model, memory_format=torch.channels_last)
