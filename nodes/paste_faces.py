@@ -13,6 +13,7 @@ from comfy import model_management
 from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
+from ..lipsync.device import single_threaded_cpu_pool
 from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
 from ..lipsync.faces.boxes import Box
 from ..lipsync.faces.track import FaceTrack
@@ -117,18 +118,25 @@ class PasteFaces(io.ComfyNode):
         masks = torch.from_numpy(np.zeros((count, height, width), dtype=np.float32))
         previews = torch.empty((count, *preview_size(height, width), 3), dtype=torch.float32)
         device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
+        def finish(index: int) -> None:
+            """Frame ``index`` of the copy: its face pasted, its mask and its preview made."""
+            box = output_track.box(index)
+            if box is not None:
+                paste_faces([result[index]], generated[index : index + 1], [box], options, device=device)
+                clamp_boxes([result[index]], [box])
+                x1, y1, x2, y2 = box
+                frame_view(masks[index])[y1:y2, x1:x2] = box_mask(box, options)
+            mask_preview(frame_view(previews[index]), result[index], box, options)
+
+        # CPU frames: a frame per single-threaded worker (the copy above already ran on torch's whole thread team)
+        pool = single_threaded_cpu_pool(torch.get_num_threads()) if result.device.type == "cpu" else None
         progress = Progress(count)
         for block in chunks(count, CHUNK):
-            indices = [index for index in block if output_track.box(index) is not None]
-            if indices:
-                boxes = [output_track.box(index) for index in indices]
-                pasted = [result[index] for index in indices]
-                paste_faces(pasted, generated[indices], boxes, options, device=device)
-                clamp_boxes(pasted, boxes)
-                for index, (x1, y1, x2, y2) in zip(indices, boxes, strict=True):
-                    frame_view(masks[index])[y1:y2, x1:x2] = box_mask((x1, y1, x2, y2), options)
-            for index in block:
-                mask_preview(frame_view(previews[index]), result[index], output_track.box(index), options)
+            if pool is None:
+                for index in block:
+                    finish(index)
+            else:
+                list(pool.map(finish, block))
             progress.advance(len(block))
         if output_track.frames_without_face:
             logger.info("%d of %d frames had no face and were passed through", output_track.frames_without_face, output_track.count)
