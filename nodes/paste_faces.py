@@ -118,6 +118,7 @@ class PasteFaces(io.ComfyNode):
         masks = torch.from_numpy(np.zeros((count, height, width), dtype=np.float32))
         previews = torch.empty((count, *preview_size(height, width), 3), dtype=torch.float32)
         device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
+
         def finish(index: int) -> None:
             """Frame ``index`` of the copy: its face pasted, its mask and its preview made."""
             box = output_track.box(index)
