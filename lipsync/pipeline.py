@@ -41,14 +41,13 @@ from .render.blend import PasteOptions
 from .render.generate import Wav2LipGenerator
 from .restore import FaceRestorer
 from .speech.mel import melspectrogram, window_count
-from .speech.timeline import FIT_AUDIO, LENGTH_MODES, LOOP, PING_PONG, LengthMode, SpeechWindows, output_frame_count, source_frame
+from .speech.timeline import FIT_AUDIO, LOOP, PING_PONG, LengthMode, SpeechWindows, output_frame_count, source_frame
 
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 T = TypeVar("T")
 
-FILE_LENGTH_MODES = LENGTH_MODES  # every length mode works on a file (kept for the nodes' and callers' imports)
 NO_DETECTOR = "a face detector is needed unless a fixed box is given"
 LOCATE = LocateOptions()  # the face-finding defaults, defined once there
 

@@ -30,8 +30,9 @@ from ..lipsync.faces.stream import FACE_CHOICES
 from ..lipsync.media.arrays import ArrayFrameSource
 from ..lipsync.media.audio import AudioSamples
 from ..lipsync.media.read import FrameSource, FrameTransform
-from ..lipsync.pipeline import FILE_LENGTH_MODES, LipSyncOptions, lipsync_file
+from ..lipsync.pipeline import LipSyncOptions, lipsync_file
 from ..lipsync.render.blend import PASTE_MODES, PasteOptions
+from ..lipsync.speech.timeline import LENGTH_MODES
 from .comfy_glue import image_array
 from .detect_faces import NO_DETECTOR, fixed_box_problem, make_detector, parse_box
 from .generate import wav2lip_generator
@@ -123,7 +124,7 @@ class LipSyncVideo(io.ComfyNode):
                                tooltip="From Load Video. A VIDEO built from frames (Create Video) works too, but is held in memory."),
                 io.Audio.Input("audio", tooltip="The speech (any sample rate; channels are mixed to mono for the model)."),
                 Wav2LipModel.Input("wav2lip_model", tooltip="From Load Wav2Lip Model."),
-                io.Combo.Input("length_mode", options=list(FILE_LENGTH_MODES), default=DEFAULTS.length_mode,
+                io.Combo.Input("length_mode", options=list(LENGTH_MODES), default=DEFAULTS.length_mode,
                                tooltip="A video shorter than the speech: loop it (reference), ping-pong it, or stop with the video; "
                                        "or fit audio to video: the video sets the length, the speech is cut or padded."),
                 *pad_inputs(pads),
