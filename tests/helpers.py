@@ -15,6 +15,15 @@ from lipsync.faces.detector import FaceDetector
 EXAMPLE_FACE_BOX = (150, 430, 460, 720)
 
 
+def reference_hard_paste(frame: np.ndarray, face: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """The reference's paste-back (Wav2Lip ``inference.py``): ``p = cv2.resize(p.astype(np.uint8), (x2 - x1, y2 - y1));
+    f[y1:y2, x1:x2] = p`` after ``p = pred * 255``, a truncating cast; here for one float RGB face in 0..1, in place."""
+    import cv2
+
+    x1, y1, x2, y2 = box
+    frame[y1:y2, x1:x2] = cv2.resize((face * 255.0).astype(np.uint8), (x2 - x1, y2 - y1))
+
+
 def randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give BatchNorm layers non-trivial statistics, as trained checkpoints have."""
     generator = torch.Generator().manual_seed(seed)

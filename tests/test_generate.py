@@ -13,7 +13,8 @@ from helpers import randomise_batchnorm
 from lipsync.device import single_threaded_cpu_pool
 from lipsync.models import Wav2Lip, fold_batchnorm
 from lipsync.models.cpu_fused import fused_convolutions_available
-from lipsync.render.crop import crop_faces, paste_faces
+from lipsync.render.blend import PasteOptions, paste_face
+from lipsync.render.crop import crop_faces
 from lipsync.render.generate import Wav2LipGenerator
 
 
@@ -79,14 +80,14 @@ def test_crop_and_paste_follow_reference() -> None:
     face = np.full((96, 96, 3), 0.999, np.float32)
     face[:, :, 0] = 0.5
     pasted = frame.copy()
-    paste_faces([pasted], face[None], [box])
+    paste_face(pasted, face, box, PasteOptions())
     assert np.all(pasted[10:90, 30:130, 1] == 254)  # 0.999 * 255 truncates to 254, as the reference's astype
     assert np.all(pasted[10:90, 30:130, 0] == 127)
     outside = np.ones(frame.shape[:2], bool)
     outside[10:90, 30:130] = False
     assert np.array_equal(pasted[outside], frame[outside])
     float_frame = frame.astype(np.float32) / 255
-    paste_faces([float_frame], face[None], [box])
+    paste_face(float_frame, face, box, PasteOptions())
     assert np.allclose(float_frame[10:90, 30:130, 1], 0.999)
 
 

@@ -143,7 +143,7 @@ def blend_into(frame: np.ndarray, content: np.ndarray, weights: np.ndarray, regi
 def paste_face(frame: np.ndarray, face: np.ndarray, box: Box, options: PasteOptions) -> None:
     """Put one generated face (float RGB 0..1, any square size) back into ``frame`` in place.
 
-    Box mode is the reference hard paste bit for bit (``generate.paste_faces``: uint8 frames get its
+    Box mode is the reference hard paste bit for bit (its ``inference.py``: uint8 frames get its
     truncating ``* 255 -> uint8`` before the resize), resized straight into the frame's box.
     """
     x1, y1, x2, y2 = box

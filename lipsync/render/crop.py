@@ -1,4 +1,4 @@
-"""The Wav2Lip box crop and the reference's hard paste-back, in OpenCV's uint8 maths for uint8 frames.
+"""The Wav2Lip box crop, in OpenCV's uint8 maths for uint8 frames (the paste back is ``blend.paste_face``).
 
 Frames are RGB, uint8 (files) or float32 in 0..1 (ComfyUI ``IMAGE``).
 """
@@ -21,14 +21,3 @@ def crop_faces(frames: Sequence[np.ndarray], boxes: Sequence[Box], size: int) ->
     ]
     return np.stack(crops)
 
-
-def paste_faces(frames: Sequence[np.ndarray], faces: np.ndarray, boxes: Sequence[Box]) -> None:
-    """Write each generated face (float RGB 0..1) into its box, in place: the reference hard paste.
-
-    uint8 frames get the reference's truncating ``* 255 -> uint8`` before the resize; float frames keep
-    full precision.
-    """
-    for frame, face, (x1, y1, x2, y2) in zip(frames, faces, boxes, strict=True):
-        if frame.dtype == np.uint8:
-            face = (face * 255.0).astype(np.uint8)
-        frame[y1:y2, x1:x2] = cv2.resize(face, (x2 - x1, y2 - y1)).astype(frame.dtype, copy=False)
