@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.fft import dct
 
+from ..media.audio import SAMPLE_RATE
+
 
 @dataclass(frozen=True)
 class MfccConfig:
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     frame_seconds: float = 0.025
     step_seconds: float = 0.01
     coefficients: int = 13

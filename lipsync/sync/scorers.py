@@ -19,6 +19,7 @@ from torch import nn
 from ..defaults import DEFAULT_SCORE_BATCH
 from ..device import run_with_oom_backoff
 from ..errors import MediaError, UnsupportedModelError
+from ..media.audio import SAMPLE_RATE
 from ..models.registry import load_model_file
 from ..models.syncnet_v2 import SyncNetV2
 from ..speech.mel import MelWindows, melspectrogram
@@ -204,7 +205,7 @@ class SyncScorer(ABC):
         windows = self.window_count(frames, features)
         if windows < 1:
             raise MediaError(
-                f"The clip is too short to score: {frames} frames at 25 fps and {wav.size / 16000:.2f} s of audio; "
+                f"The clip is too short to score: {frames} frames at 25 fps and {wav.size / SAMPLE_RATE:.2f} s of audio; "
                 "at least 6 frames and 0.24 s of speech are needed."
             )
         if vshift >= windows:
