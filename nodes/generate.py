@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import torch
-from comfy.model_patcher import ModelPatcher
 from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_GENERATION_BATCH
-from ..lipsync.device import Precision
 from ..lipsync.faces.track import FaceTrack
 from ..lipsync.render.generate import Wav2LipGenerator
 from ..lipsync.speech.timeline import SpeechWindows
 from .comfy_glue import Progress, chunks, image_array, load_to_device
-from .load_models import PRECISION_ATTRIBUTE
-from .sockets import CATEGORY, FaceTrackSocket, SpeechWindowsSocket, Wav2LipModel
+from .sockets import CATEGORY, FaceTrackSocket, SpeechWindowsSocket, Wav2LipModel, Wav2LipSpec
 
 
-def wav2lip_generator(wav2lip_model: ModelPatcher, batch_size: int) -> Wav2LipGenerator:
+def wav2lip_generator(wav2lip_model: Wav2LipSpec, batch_size: int) -> Wav2LipGenerator:
     """The engine's generator for a loaded Wav2Lip model: on the device ComfyUI places it on (loaded now, freeing other
     models as needed), in the precision chosen in Load Wav2Lip Model. Every node that generates builds it here."""
-    precision = getattr(wav2lip_model.model, PRECISION_ATTRIBUTE, Precision.AUTO.value)
-    device = load_to_device(wav2lip_model)
-    return Wav2LipGenerator(wav2lip_model.model, device=device, batch_size=batch_size, optimize=False, precision=precision)
+    device = load_to_device(wav2lip_model.patcher)
+    return Wav2LipGenerator(
+        wav2lip_model.patcher.model, device=device, batch_size=batch_size, optimize=False, precision=wav2lip_model.precision
+    )
 
 
 class Wav2LipGenerate(io.ComfyNode):
@@ -55,7 +53,7 @@ class Wav2LipGenerate(io.ComfyNode):
     ) -> io.NodeOutput:
         crops = image_array(face_crops)
         count, height, width = crops.shape[:3]
-        size = int(getattr(wav2lip_model.model, "img_size", 96))
+        size = int(getattr(wav2lip_model.patcher.model, "img_size", 96))
         if (height, width) != (size, size):
             raise ValueError(f"The model expects {size}x{size} crops but got {width}x{height}; set Crop Faces' size to {size}.")
         if count != mel_windows.count:

@@ -85,7 +85,7 @@ class LipSyncAllInOne(io.ComfyNode):
         track = face_track(frames, locate, face_detector)
         track = align_track(track, speech)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
-            model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
+            model_management.load_models_gpu([wav2lip_model.patcher, face_restorer.patcher], force_full_load=True)
         generator = wav2lip_generator(wav2lip_model, batch_size)
         paste = PasteOptions(mode=paste_mode)
         restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None

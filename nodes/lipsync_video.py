@@ -201,7 +201,7 @@ class LipSyncVideo(io.ComfyNode):
         if not options.locate.fixed and face_detector is None:  # before any model is loaded or file copied
             raise ValueError(NO_DETECTOR)
         if face_restorer is not None:  # both on the GPU together, so loading one never offloads the other mid-run
-            model_management.load_models_gpu([wav2lip_model, face_restorer.patcher], force_full_load=True)
+            model_management.load_models_gpu([wav2lip_model.patcher, face_restorer.patcher], force_full_load=True)
         generator = wav2lip_generator(wav2lip_model, batch_size)
         detector = make_detector(face_detector, detection_batch_size) if not options.locate.fixed else None
         restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None

@@ -9,12 +9,11 @@ from ..lipsync.defaults import DEFAULT_DETECTION_MAX_SIDE
 from ..lipsync.device import Precision
 from ..lipsync.models.fuse import fold_batchnorm
 from .comfy_glue import check_model_name, load_weights, model_files, patch, register_model_folders
-from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, Wav2LipModel
+from .sockets import CATEGORY, DetectorSpec, FaceDetectorModel, Wav2LipModel, Wav2LipSpec
 
 register_model_folders()
 
 OPENCV_DETECTOR = "opencv haar cascade (no weights, frontal faces only)"
-PRECISION_ATTRIBUTE = "lipsync_precision"  # set on the loaded module: the generator nodes read it (wav2lip_generator)
 
 
 def prepare_for_inference(model: nn.Module) -> nn.Module:
@@ -51,9 +50,7 @@ class LoadWav2Lip(io.ComfyNode):
     @classmethod
     def execute(cls, model_name: str, precision: str = Precision.AUTO.value) -> io.NodeOutput:
         descriptor = load_weights("wav2lip", model_name, purpose="generator")
-        model = prepare_for_inference(descriptor.model)
-        setattr(model, PRECISION_ATTRIBUTE, Precision.of(precision).value)
-        return io.NodeOutput(patch(model))
+        return io.NodeOutput(Wav2LipSpec(patch(prepare_for_inference(descriptor.model)), Precision.of(precision).value))
 
 
 class LoadFaceDetector(io.ComfyNode):

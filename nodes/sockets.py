@@ -30,6 +30,14 @@ def pad_inputs(pads: Pads) -> list[io.Int.Input]:
 
 
 @dataclass(frozen=True)
+class Wav2LipSpec:
+    """The LIPSYNC_WAV2LIP value: the folded network in a ModelPatcher and the precision chosen in its loader."""
+
+    patcher: Any
+    precision: str = "auto"  # a lipsync.device.Precision word
+
+
+@dataclass(frozen=True)
 class DetectorSpec:
     """The LIPSYNC_FACE_DETECTOR value: which detector, its weights (S3FD) and its input size."""
 

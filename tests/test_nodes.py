@@ -83,7 +83,7 @@ def test_loaders(nodes, installed_weights) -> None:
     load = nodes["load_models"]
     names = load.LoadWav2Lip.define_schema().inputs[0].options
     assert installed_weights["wav2lip"] in names
-    patcher = load.LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0]
+    patcher = load.LoadWav2Lip.execute(model_name=installed_weights["wav2lip"])[0].patcher
     assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in patcher.model.modules())
     assert patcher.load_device == model_management.get_torch_device()
     detector = load.LoadFaceDetector.execute(detector=installed_weights["s3fd"], detection_size=320)[0]

@@ -120,9 +120,10 @@ def test_all_in_one_with_mask_and_restorer_equals_the_chained_nodes(nodes, wav2l
     mono = torch.from_numpy(speechlike(0.2, 16000))
     audio = {"waveform": mono[None, None], "sample_rate": 16000}
     patcher = nodes["comfy_glue"].patch(load_model_file(wav2lip_checkpoint).model)
+    wav2lip = nodes["sockets"].Wav2LipSpec(patcher)
     spec = small_restorer_spec(nodes)
     combined, _, missing = nodes["lipsync_all_in_one"].LipSyncAllInOne.execute(
-        frames=frames, audio=audio, fps=25.0, wav2lip_model=patcher, length_mode="trim to shorter", pad_bottom=10, smooth=True,
+        frames=frames, audio=audio, fps=25.0, wav2lip_model=wav2lip, length_mode="trim to shorter", pad_bottom=10, smooth=True,
         face_choice="best score", batch_size=4, fixed_box="40,200,60,200", paste_mode="mouth mask", face_restorer=spec,
         restore_strength=0.7,
     ).args  # fmt: skip
