@@ -128,16 +128,14 @@ def plant_s3fd(nodes: dict, workdir: Path) -> tuple[object, dict]:
 
 
 def random_gfpgan(nodes: dict, workdir: Path):
-    """Load Face Restorer's GFPGAN v1.4 (random weights saved as the release does: ``{"params_ema": state}``)."""
+    """Load Face Restorer's GFPGAN v1.4 (random weights saved as the release does, ``bench_restore.build_weights``)."""
     import folder_paths
-    from spandrel.architectures.GFPGAN import GFPGAN
 
-    torch.manual_seed(3)
-    model = GFPGAN(out_size=512, num_style_feat=512, channel_multiplier=2, decoder_load_path=None, fix_decoder=False,
-                   num_mlp=8, input_is_latent=True, different_w=True, narrow=1, sft_half=True)  # fmt: skip
-    torch.save({"params_ema": model.state_dict()}, workdir / "bench_GFPGANv1.4.pth")
+    from benchmarks.bench_restore import build_weights
+
+    path = build_weights("gfpgan", workdir)
     folder_paths.add_model_folder_path("facerestore_models", str(workdir), is_default=True)
-    return nodes["load_face_restorer"].LoadFaceRestorer.execute(model_name="bench_GFPGANv1.4.pth")[0]
+    return nodes["load_face_restorer"].LoadFaceRestorer.execute(model_name=path.name)[0]
 
 
 def planted_box(box: str) -> tuple[float, float, float, float]:
