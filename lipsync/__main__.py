@@ -1,7 +1,5 @@
 """``python -m lipsync``: see ``lipsync.cli.main``."""
 
-import sys
+from .cli.main import exit_process, main
 
-from .cli.main import main
-
-sys.exit(main())
+exit_process(main())

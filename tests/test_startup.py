@@ -47,3 +47,41 @@ def test_loading_s3fd_does_not_import_numba_and_builds_face_alignments_network(s
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
+
+
+def _run_module_as_main(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``python -m lipsync *argv`` with an atexit handler of its own registered first, and an object whose ``__del__``
+    prints when the interpreter tears its modules down (which a process ending in ``exit_process`` skips)."""
+    code = (
+        "import atexit, runpy, sys\n"
+        "class Sentinel:\n"
+        "    def __del__(self):\n"
+        "        print('teardown ran', flush=True)\n"
+        "sentinel = Sentinel()\n"
+        "atexit.register(lambda: print('atexit handler ran', flush=True))\n"
+        f"sys.argv = ['lipsync', *{list(argv)!r}]\n"
+        "runpy.run_module('lipsync', run_name='__main__')\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_line_ends_without_teardown_but_keeps_exit_codes_output_and_atexit_handlers(tmp_path: Path) -> None:
+    """``python -m lipsync`` leaves through ``exit_process`` (no module teardown: 0.4 s with torch imported): the exit
+    code, everything printed and the atexit handlers survive it."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    listed = _run_module_as_main(tmp_path, "weights", "list", "--dir", str(empty), "--quick")
+    assert listed.returncode == 0, listed.stderr
+    assert "0 ok, 0 present" in listed.stdout and f"weights download wav2lip_gan.pth --dir {empty}" in listed.stdout
+    assert listed.stdout.strip().splitlines()[-1] == "atexit handler ran"
+    assert "teardown ran" not in listed.stdout
+
+    (empty / "wav2lip_gan.pth").write_bytes(b"not a checkpoint")
+    corrupt = _run_module_as_main(tmp_path, "weights", "list", "--dir", str(empty), "--quick")
+    assert corrupt.returncode == 1, corrupt.stderr  # the listing's own code for a corrupt file, passed on
+    assert "1 corrupt" in corrupt.stdout and corrupt.stdout.strip().splitlines()[-1] == "atexit handler ran"
+
+    refused = _run_module_as_main(tmp_path, "weights", "list", "--dir", str(tmp_path / "missing"))
+    assert refused.returncode == 2
+    assert "is not a folder" in refused.stderr and "Traceback" not in refused.stderr
+    assert refused.stdout.strip() == "atexit handler ran"

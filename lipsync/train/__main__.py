@@ -2,6 +2,6 @@
 
 import sys
 
-from ..cli.main import main
+from ..cli.main import exit_process, main
 
-sys.exit(main(["train", *sys.argv[1:]]))
+exit_process(main(["train", *sys.argv[1:]]))
