@@ -8,15 +8,13 @@ each lives in its own module with ``build_parser()`` and ``run(args)``, listed i
 from __future__ import annotations
 
 import argparse
-import atexit
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from ..defaults import (
     DEFAULT_CODEFORMER_FIDELITY,
@@ -369,27 +367,6 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, Callable[[argparse.Names
 
         return args, train
     return build_parser().parse_args(argv), run
-
-
-def exit_process(code: int) -> NoReturn:
-    """End a ``python -m lipsync`` process with ``code`` without the interpreter's teardown.
-
-    When ``main`` has returned, every output is closed (each is written inside a ``with`` and renamed into place)
-    and every thread of the run is joined. What a normal exit still does is run the ``atexit`` handlers (they run
-    here: logging's flush, Ray's shutdown, ...) and then tear down every module and PyTorch's operator registry,
-    which costs 0.4 s for a bare ``import torch`` process (2-core VM), 4 % of a 10 s clip's run. Only the
-    command line's entry points call this; ``main()`` itself returns, for callers that go on.
-    """
-    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is None:  # not CPython: the ordinary exit
-        sys.exit(code)
-    run_exit_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # closed, or a reader that went away
-            pass
-    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

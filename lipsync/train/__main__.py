@@ -2,6 +2,8 @@
 
 import sys
 
-from ..cli.main import exit_process, main
+from ..cli.main import main
+from ..cli.process import exit_process, keep_freed_memory
 
+keep_freed_memory()
 exit_process(main(["train", *sys.argv[1:]]))
