@@ -1,4 +1,5 @@
-"""Face restoration benchmark: ms per face on the CPU (float32) and, when present, on CUDA (bf16 and float32).
+"""Face restoration benchmark: ms per face on the CPU (float32) and, when present, on CUDA (bf16; bf16 in cuDNN's
+benchmark mode, to see whether that mode pays; float32).
 
 Random weights in the release layout of GFPGAN v1.4 (spandrel's GFPGANv1Clean, saved as ``{"params_ema": ...}``),
 RestoreFormer, CodeFormer or GPEN-BFR-512/256 (``lipsync.models.gpen``, saved as the bare state dict the release is),
@@ -94,7 +95,7 @@ def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", nargs="+", choices=ARCHES, default=["gfpgan"], help="one or more restorers, timed one after another")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per setting (after one warm-up)")
     parser.add_argument("--cpu-batch", type=int, default=1, help="faces per CPU batch; 0 skips the CPU rows")
@@ -110,22 +111,29 @@ def main() -> None:
 
 
 def bench_arch(path: Path, args: argparse.Namespace) -> None:
-    settings = [("cpu", args.cpu_batch, None)] if args.cpu_batch > 0 else []
+    settings = [("cpu", args.cpu_batch, None, False)] if args.cpu_batch > 0 else []
     if torch.cuda.is_available():
-        settings += [("cuda", batch, None) for batch in args.cuda_batches]
-        settings += [("cuda", batch, torch.float32) for batch in args.cuda_batches]
-    for device, batch, dtype in settings:
+        settings += [("cuda", batch, None, False) for batch in args.cuda_batches]
+        settings += [("cuda", batch, None, True) for batch in args.cuda_batches]  # is cuDNN's benchmark mode worth it?
+        settings += [("cuda", batch, torch.float32, False) for batch in args.cuda_batches]
+    for device, batch, dtype, cudnn_benchmark in settings:
         restorer = load_face_restorer(path, device=device)
         if dtype is not None:  # compare with full precision on the GPU
             restorer.dtype = dtype
             restorer.model.to(dtype)
-        network, whole = time_restorer(restorer, batch, args.repeats)
+        benchmark_before = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = cudnn_benchmark or benchmark_before
+        try:
+            network, whole = time_restorer(restorer, batch, args.repeats)
+        finally:
+            torch.backends.cudnn.benchmark = benchmark_before
         steps = ", ".join(f"{value:.1f} ms/face ({name}, {value / network:.2f}x the network)" for name, value in whole.items())
         logger.info(
-            "restore %s-%d %s %s batch %d: network %.1f ms/face; crop+restore+blend on 720p %s",
-            restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch, network, steps,
+            "restore %s-%d %s %s batch %d%s: network %.1f ms/face; crop+restore+blend on 720p %s",
+            restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch,
+            ", cuDNN benchmark mode" if cudnn_benchmark else "", network, steps,
         )  # fmt: skip
-        if device == "cuda" and dtype is None and batch == args.cuda_batches[0]:
+        if device == "cuda" and dtype is None and not cudnn_benchmark and batch == args.cuda_batches[0]:
             size = restorer.input_size
             faces = np.random.default_rng(1).random((2, size, size, 3), dtype=np.float32)
             reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")

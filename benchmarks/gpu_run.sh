@@ -99,7 +99,7 @@ elif want vs_reference; then
   echo "=== vs_reference skipped: no $REF/inference.py (copy Rudrabha/Wav2Lip there and carry it)" | tee -a "$OUT/summary.log"
 fi
 if want restore; then
-  step restore 70 "$PYTHON" -m benchmarks.bench_restore $RESTORE
+  step restore 90 "$PYTHON" -m benchmarks.bench_restore $RESTORE
   headline restore "ms/face|difference"
 fi
 if want encode; then
