@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import runpy
 import shlex
 import statistics
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,13 +73,29 @@ def prepare(workdir: Path, seconds: float, width: int, height: int) -> dict:
     return {"checkpoint": checkpoint, "clip": clip, "speech": speech, "box": [y1, y2 + 10, x1, x2]}
 
 
-def timed(command: list[str], cwd: Path, env: dict) -> float:
+@dataclass(frozen=True)
+class Run:
+    """One whole process: wall seconds, and the CPU seconds it spent in user space and in the kernel."""
+
+    wall: float
+    user: float
+    kernel: float
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s (CPU {self.user:.1f} s user + {self.kernel:.1f} s kernel)"
+
+
+def timed(command: list[str], cwd: Path, env: dict) -> Run:
+    """Run ``command`` to its end. The kernel time says how much of a run went to page faults and other system work,
+    which swings with the machine's memory state more than arithmetic does."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise RuntimeError(f"{command[:4]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return elapsed
+    return Run(elapsed, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -111,13 +129,14 @@ def main() -> int:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
         pairs = []
         for index in range(args.pairs + 1):
-            ours_s = timed(ours, REPO, env)
-            reference_s = timed(reference, workdir, env)
+            ours_run = timed(ours, REPO, env)
+            reference_run = timed(reference, workdir, env)
             if index == 0:
-                logger.info("warm-up pair: ours %.2f s, reference %.2f s", ours_s, reference_s)
+                logger.info("warm-up pair: ours %s, reference %s", ours_run, reference_run)
                 continue
-            pairs.append((ours_s, reference_s))
-            logger.info("pair %d: ours %.2f s, reference %.2f s, reference/ours %.2fx", index, ours_s, reference_s, reference_s / ours_s)
+            pairs.append((ours_run.wall, reference_run.wall))
+            logger.info("pair %d: ours %s, reference %s, reference/ours %.2fx", index, ours_run, reference_run,
+                        reference_run.wall / ours_run.wall)  # fmt: skip
         frames = int(args.seconds * 25)
         ours_median = statistics.median(pair[0] for pair in pairs)
         reference_median = statistics.median(pair[1] for pair in pairs)
