@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import av
@@ -119,6 +126,44 @@ def test_two_jobs_writing_one_output_are_refused(tmp_path, wav2lip_checkpoint, c
     jobs.write_text("face,audio,output\na.mp4,b.wav,same.mp4\nc.mp4,d.wav,./same.mp4\n")
     assert main(["batch", str(jobs), *shared_options(wav2lip_checkpoint)]) == 2
     assert "same output" in caplog.text
+
+
+def test_a_ray_batch_run_as_a_command_ends_with_its_code_and_leaves_no_ray_process(batch, wav2lip_checkpoint) -> None:
+    """``python -m lipsync batch --ray`` in a process of its own, which ends through ``exit_process`` (no interpreter
+    teardown): the exit code and the report are the run's, and no process of the local Ray instance it started
+    outlives it."""
+    pytest.importorskip("ray", reason="the Ray runner needs `pip install ray` (requirements-dev.txt has it)")
+    ray_folder = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths live under it
+    try:
+        env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+        env.update(RAY_TMPDIR=str(ray_folder), PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]))
+        command = [sys.executable, "-m", "lipsync", "batch", str(batch), "--ray", "--workers", "1", *shared_options(wav2lip_checkpoint)]
+        completed = subprocess.run(command, cwd=batch.parent, env=env, capture_output=True, text=True, timeout=300)
+        assert completed.returncode == 2, completed.stderr[-2000:]  # one job of three fails
+        assert [row["status"] for row in sorted(read_report(batch.with_suffix(".report.jsonl")), key=lambda row: row["job"])] == [
+            "ok", "failed", "ok"
+        ]  # fmt: skip
+        assert (ray_folder / "ray").is_dir()  # the local instance was started under it
+        deadline = time.monotonic() + 20
+        while (left := _processes_mentioning(str(ray_folder))) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == [], f"Ray processes outlived the command: {left}"
+    finally:
+        for pid in _processes_mentioning(str(ray_folder)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(ray_folder, ignore_errors=True)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Process ids whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture(scope="module")
