@@ -56,11 +56,11 @@ def test_the_command_line_keeps_freed_blocks_for_reuse_instead_of_returning_them
     """With ``keep_freed_memory`` a freed 24 MiB block stays in the process (the next one reuses its pages, no fresh
     zeroed pages to fault in); with glibc's defaults the same block goes back to the system when freed."""
     code = (
-        "import sys, numpy as np\n"
+        "import resource, sys, numpy as np\n"
         "from lipsync.cli.process import keep_freed_memory\n"
         "def rss_mib():\n"
         "    with open('/proc/self/statm') as f:\n"
-        "        return int(f.read().split()[1]) * 4096 / 2**20\n"
+        "        return int(f.read().split()[1]) * resource.getpagesize() / 2**20\n"
         "taken = keep_freed_memory() if sys.argv[1] == 'keep' else None\n"
         "block = np.ones(24 * 2**20, np.uint8)\n"
         "held = rss_mib()\n"
@@ -73,7 +73,7 @@ def test_the_command_line_keeps_freed_blocks_for_reuse_instead_of_returning_them
     assert kept.stdout.split() == ["True", "0"]
 
 
-def _run_module_as_main(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+def _run_module_as_main(*argv: str) -> subprocess.CompletedProcess:
     """``python -m lipsync *argv`` with an atexit handler of its own registered first, and an object whose ``__del__``
     prints when the interpreter tears its modules down (which a process ending in ``exit_process`` skips)."""
     code = (
@@ -90,22 +90,22 @@ def _run_module_as_main(tmp_path: Path, *argv: str) -> subprocess.CompletedProce
 
 
 def test_the_command_line_ends_without_teardown_but_keeps_exit_codes_output_and_atexit_handlers(tmp_path: Path) -> None:
-    """``python -m lipsync`` leaves through ``process.exit_process`` (no module teardown: 0.4 s with torch imported): the exit
-    code, everything printed and the atexit handlers survive it."""
+    """``python -m lipsync`` leaves through ``process.exit_process`` (no module teardown: 0.4 s with torch imported):
+    the exit code, everything printed and the atexit handlers survive it."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    listed = _run_module_as_main(tmp_path, "weights", "list", "--dir", str(empty), "--quick")
+    listed = _run_module_as_main("weights", "list", "--dir", str(empty), "--quick")
     assert listed.returncode == 0, listed.stderr
     assert "0 ok, 0 present" in listed.stdout and f"weights download wav2lip_gan.pth --dir {empty}" in listed.stdout
     assert listed.stdout.strip().splitlines()[-1] == "atexit handler ran"
     assert "teardown ran" not in listed.stdout
 
     (empty / "wav2lip_gan.pth").write_bytes(b"not a checkpoint")
-    corrupt = _run_module_as_main(tmp_path, "weights", "list", "--dir", str(empty), "--quick")
+    corrupt = _run_module_as_main("weights", "list", "--dir", str(empty), "--quick")
     assert corrupt.returncode == 1, corrupt.stderr  # the listing's own code for a corrupt file, passed on
     assert "1 corrupt" in corrupt.stdout and corrupt.stdout.strip().splitlines()[-1] == "atexit handler ran"
 
-    refused = _run_module_as_main(tmp_path, "weights", "list", "--dir", str(tmp_path / "missing"))
+    refused = _run_module_as_main("weights", "list", "--dir", str(tmp_path / "missing"))
     assert refused.returncode == 2
     assert "is not a folder" in refused.stderr and "Traceback" not in refused.stderr
     assert refused.stdout.strip() == "atexit handler ran"
