@@ -7,6 +7,7 @@ from typing import Any
 
 from comfy_api.latest import io
 
+from ..lipsync.device import Precision
 from ..lipsync.faces.boxes import Pads
 
 Wav2LipModel = io.Custom("LIPSYNC_WAV2LIP")
@@ -34,7 +35,7 @@ class Wav2LipSpec:
     """The LIPSYNC_WAV2LIP value: the folded network in a ModelPatcher and the precision chosen in its loader."""
 
     patcher: Any
-    precision: str = "auto"  # a lipsync.device.Precision word
+    precision: str = Precision.AUTO.value  # a lipsync.device.Precision word
 
 
 @dataclass(frozen=True)

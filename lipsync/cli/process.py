@@ -29,7 +29,8 @@ def keep_freed_memory() -> bool:
     A run frees and allocates frame-sized and activation-sized blocks all the time, on several threads. With
     glibc's adaptive defaults, 250 frames of 720p took 435-765 thousand page faults (1.5-2.5 s of system time);
     with these settings 265-405 thousand, 0.9-1.4 s, and the run's wall time went down 4 % (2-core VM, median
-    of 5 pairs). Peak memory stays the same: the blocks kept are the ones the run needs again.
+    of 5 pairs). Peak memory stays within 1 % (60 s of 720p: 1356 against 1343 MiB): the blocks kept are the ones
+    the run needs again.
     """
     if not sys.platform.startswith("linux"):
         return False
