@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -195,3 +197,16 @@ def test_haar_finds_the_astronaut_face_and_nothing_in_coffee() -> None:
     # Eileen Collins' face lies around x 170-280, y 60-170 in the 512x512 image.
     assert 150 < (x1 + x2) / 2 < 260 and 70 < (y1 + y2) / 2 < 160
     assert 60 < x2 - x1 < 160
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_s3fd_on_cuda_keeps_the_cpu_boxes(s3fd_net, monkeypatch) -> None:
+    """The page-locked upload and the one gather of every level's candidates keep the CPU's boxes (fp32 both sides,
+    without TF32, so the two differ by float rounding only)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    frames = [cv2.resize(image, (320, 240)) for image in (data.astronaut(), data.coffee(), data.chelsea())]
+    cpu = S3FDDetector(s3fd_net, max_side=160, batch_size=2, precision="fp32").detect(frames)
+    cuda = S3FDDetector(copy.deepcopy(s3fd_net), device="cuda", max_side=160, batch_size=2, precision="fp32").detect(frames)
+    for mine, theirs in zip(cuda, cpu, strict=True):
+        assert len(mine) == len(theirs) > 0
+        assert np.allclose(mine[np.lexsort(mine.T[::-1])], theirs[np.lexsort(theirs.T[::-1])], atol=1e-3)

@@ -107,47 +107,60 @@ class S3FDDetector(FaceDetector):
     def _detect_same_size(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         height, width = frames[0].shape[:2]
         scale = self.scale_for(height, width)
-        if scale != 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            frames = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
+        size = (max(1, round(width * scale)), max(1, round(height * scale))) if scale != 1.0 else (width, height)
+        batch = self._staging((len(frames), size[1], size[0], 3))
+        for frame, slot in zip(frames, batch, strict=True):
+            if scale != 1.0:
+                cv2.resize(frame, size, dst=slot, interpolation=cv2.INTER_AREA)
+            else:
+                np.copyto(slot, frame)
 
         def run(batch_size: int) -> list[np.ndarray]:
             found: list[np.ndarray] = []
-            for first in range(0, len(frames), batch_size):
-                found.extend(self._forward(np.stack(frames[first : first + batch_size])))
+            for first in range(0, len(batch), batch_size):
+                found.extend(self._forward(batch[first : first + batch_size]))
             return found
 
         batch_size = self.batch_size
         if self.device.type == "cpu":
-            batch_size = min(batch_size, max(1, CPU_BATCH_PIXELS // (frames[0].shape[0] * frames[0].shape[1])))
+            batch_size = min(batch_size, max(1, CPU_BATCH_PIXELS // (size[0] * size[1])))
         detections = run_with_oom_backoff(run, batch_size, what="face detection")
         if scale != 1.0:
             for boxes in detections:
                 boxes[:, :4] /= scale
         return detections
 
+    def _staging(self, shape: tuple[int, int, int, int]) -> np.ndarray:
+        """The uint8 batch the (downscaled) frames are written into: page-locked on CUDA, so the upload is one
+        asynchronous copy (torch's host allocator recycles the block, which is safe once the batch's results are read)."""
+        if self.device.type == "cuda":
+            return torch.empty(shape, dtype=torch.uint8, pin_memory=True).numpy()
+        return np.empty(shape, dtype=np.uint8)
+
     @torch.inference_mode()
     def _forward(self, batch: np.ndarray) -> list[np.ndarray]:
-        images = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() - self._mean
+        images = torch.from_numpy(batch).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float() - self._mean
         images = images.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.autocast_dtype):
             outputs = [output.float() for output in self.model(images)]
+        # Every level's candidates in one gather and one copy to the host (one sync for the batch, not one per level
+        # and array): rows of image, position in the concatenated score maps, score and the four box offsets.
+        scores = torch.cat([F.softmax(outputs[2 * level], dim=1)[:, 1].flatten(1) for level in range(len(outputs) // 2)], dim=1)
+        offsets = torch.cat([outputs[2 * level + 1].permute(0, 2, 3, 1).flatten(1, 2) for level in range(len(outputs) // 2)], dim=1)
+        image_index, position = (scores > self.score_threshold).nonzero(as_tuple=True)
+        packed = torch.cat(
+            [image_index[:, None].float(), position[:, None].float(), scores[image_index, position, None], offsets[image_index, position]],
+            dim=1,
+        ).cpu().numpy()  # fmt: skip
+        level_widths = [output.shape[3] for output in outputs[1::2]]
+        level_starts = np.cumsum([0] + [output.shape[2] * output.shape[3] for output in outputs[1::2]])
+        image_index, position = packed[:, 0].astype(np.int64), packed[:, 1].astype(np.int64)
+        levels = np.searchsorted(level_starts, position, side="right") - 1
         per_level = []
-        for level in range(len(outputs) // 2):
-            scores = F.softmax(outputs[2 * level], dim=1)[:, 1]
-            keep = scores > self.score_threshold
-            image_index, rows, cols = keep.nonzero(as_tuple=True)
-            loc = outputs[2 * level + 1].permute(0, 2, 3, 1)[image_index, rows, cols]
-            per_level.append(
-                (
-                    image_index.cpu().numpy(),
-                    rows.cpu().numpy(),
-                    cols.cpu().numpy(),
-                    scores[image_index, rows, cols].float().cpu().numpy(),
-                    loc.float().cpu().numpy(),
-                    2 ** (level + 2),
-                )
-            )
+        for level, width in enumerate(level_widths):
+            mine = levels == level
+            rows, cols = np.divmod(position[mine] - level_starts[level], width)
+            per_level.append((image_index[mine], rows, cols, packed[mine, 2], packed[mine, 3:], 2 ** (level + 2)))
         return [self._decode_image(index, per_level) for index in range(batch.shape[0])]
 
     def _decode_image(self, image: int, per_level: list) -> np.ndarray:
