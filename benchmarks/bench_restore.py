@@ -1,5 +1,6 @@
-"""Face restoration benchmark: ms per face on the CPU (float32) and, when present, on CUDA (bf16; bf16 in cuDNN's
-benchmark mode, to see whether that mode pays; float32).
+"""Face restoration benchmark: ms per face on the CPU (float32) and, when present, on CUDA (bf16; for GFPGAN also
+with spandrel's own grouped modulated convolutions, which the pack replaces by one shared convolution per batch;
+float32; with ``--cudnn-benchmark`` also bf16 in cuDNN's benchmark mode).
 
 Random weights in the release layout of GFPGAN v1.4 (spandrel's GFPGANv1Clean, saved as ``{"params_ema": ...}``),
 RestoreFormer, CodeFormer or GPEN-BFR-512/256 (``lipsync.models.gpen``, saved as the bare state dict the release is),
@@ -100,6 +101,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per setting (after one warm-up)")
     parser.add_argument("--cpu-batch", type=int, default=1, help="faces per CPU batch; 0 skips the CPU rows")
     parser.add_argument("--cuda-batches", type=int, nargs="*", default=[1, 8])
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="also time bf16 in cuDNN's benchmark mode (measured: no gain)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -111,13 +113,18 @@ def main() -> None:
 
 
 def bench_arch(path: Path, args: argparse.Namespace) -> None:
-    settings = [("cpu", args.cpu_batch, None, False)] if args.cpu_batch > 0 else []
+    # device, batch, dtype (None: the restorer's own), cuDNN benchmark mode, spandrel's grouped modulated convolutions
+    settings = [("cpu", args.cpu_batch, None, False, False)] if args.cpu_batch > 0 else []
     if torch.cuda.is_available():
-        settings += [("cuda", batch, None, False) for batch in args.cuda_batches]
-        settings += [("cuda", batch, None, True) for batch in args.cuda_batches]  # is cuDNN's benchmark mode worth it?
-        settings += [("cuda", batch, torch.float32, False) for batch in args.cuda_batches]
-    for device, batch, dtype, cudnn_benchmark in settings:
+        settings += [("cuda", batch, None, False, False) for batch in args.cuda_batches]
+        settings += [("cuda", batch, None, False, True) for batch in args.cuda_batches]  # what the shared convolution gains
+        if args.cudnn_benchmark:
+            settings += [("cuda", batch, None, True, False) for batch in args.cuda_batches]
+        settings += [("cuda", batch, torch.float32, False, False) for batch in args.cuda_batches]
+    for device, batch, dtype, cudnn_benchmark, grouped in settings:
         restorer = load_face_restorer(path, device=device)
+        if grouped and not _ungroup(restorer):
+            continue
         if dtype is not None:  # compare with full precision on the GPU
             restorer.dtype = dtype
             restorer.model.to(dtype)
@@ -131,9 +138,10 @@ def bench_arch(path: Path, args: argparse.Namespace) -> None:
         logger.info(
             "restore %s-%d %s %s batch %d%s: network %.1f ms/face; crop+restore+blend on 720p %s",
             restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch,
-            ", cuDNN benchmark mode" if cudnn_benchmark else "", network, steps,
+            (", cuDNN benchmark mode" if cudnn_benchmark else "") + (", spandrel's grouped convolutions" if grouped else ""),
+            network, steps,
         )  # fmt: skip
-        if device == "cuda" and dtype is None and not cudnn_benchmark and batch == args.cuda_batches[0]:
+        if device == "cuda" and dtype is None and not cudnn_benchmark and not grouped and batch == args.cuda_batches[-1]:
             size = restorer.input_size
             faces = np.random.default_rng(1).random((2, size, size, 3), dtype=np.float32)
             reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")
@@ -144,6 +152,14 @@ def bench_arch(path: Path, args: argparse.Namespace) -> None:
         del restorer
         if device == "cuda":
             torch.cuda.empty_cache()
+
+
+def _ungroup(restorer: FaceRestorer) -> bool:
+    """Give the restorer's modulated convolutions back spandrel's own (grouped) forward; False when it has none."""
+    patched = [module for module in restorer.model.modules() if "forward" in vars(module)]
+    for module in patched:
+        del module.forward
+    return bool(patched)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import numpy as np
@@ -161,3 +162,34 @@ def test_codeformer_without_extra_arches_says_what_to_install(codeformer_checkpo
     monkeypatch.setattr(model, "codeformer_available", lambda: False)
     with pytest.raises(UnsupportedModelError, match="pip install spandrel_extra_arches"):
         load_face_restorer(codeformer_checkpoint)
+
+
+def test_gfpgan_batches_run_one_shared_convolution_with_spandrels_results() -> None:
+    """The batched modulated convolution gives what spandrel's grouped one gives, face by face; one face keeps
+    spandrel's own forward, and spandrel's class is left as it was for everyone else."""
+    from spandrel.architectures.GFPGAN import GFPGAN
+
+    from lipsync.restore.modconv import batch_modulated_convs, batched_forward, is_spandrel_modulated_conv
+
+    torch.manual_seed(8)
+    original = GFPGAN(out_size=64, num_style_feat=64, channel_multiplier=1, decoder_load_path=None, fix_decoder=False,
+                      num_mlp=2, input_is_latent=True, different_w=True, narrow=0.25, sft_half=True).eval()  # fmt: skip
+    batched = copy.deepcopy(original)
+    convs = [module for module in batched.modules() if is_spandrel_modulated_conv(module)]
+    assert batch_modulated_convs(batched) == len(convs) > 0
+    assert {module.sample_mode for module in convs} >= {None, "upsample"} and {module.demodulate for module in convs} == {True, False}
+    faces = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.inference_mode():
+        expected = original(faces, return_rgb=False, randomize_noise=False)[0]
+        got = batched(faces, return_rgb=False, randomize_noise=False)[0]
+        single = batched(faces[1:2], return_rgb=False, randomize_noise=False)[0]
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(single, expected[1:2], atol=2e-5, rtol=1e-4)
+    assert all("forward" not in vars(module) for module in original.modules())
+    assert type(convs[0]).forward is not batched_forward
+
+
+def test_the_gfpgan_restorer_uses_the_batched_convolutions(gfpgan_checkpoint) -> None:
+    restorer = load_face_restorer(gfpgan_checkpoint)
+    patched = [module for module in restorer.model.modules() if "forward" in vars(module)]
+    assert len(patched) == 23  # GFPGAN v1.4 at 512: 7 resolutions x 2 styled convs + 1, 8 ToRGB layers

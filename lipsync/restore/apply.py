@@ -79,7 +79,7 @@ def _restore_on_device(
     """``restore_faces`` with the warps and the blend in torch on ``restorer.device``."""
     import torch
 
-    from .warp import affine_sample, blend_region, frame_tensor
+    from .warp import affine_sample, blend_region, frame_tensor, sampled_region, shifted
 
     step = max(1, restorer.batch_size)
     size = restorer.input_size
@@ -87,9 +87,16 @@ def _restore_on_device(
         for start in range(0, len(frames), step):
             group_frames, group_boxes = frames[start : start + step], boxes[start : start + step]
             geometries = [restore_geometry(box, size) for box in group_boxes]
-            tensors = [frame_tensor(frame, restorer.device) for frame in group_frames]
-            pairs = zip(tensors, geometries, strict=True)
-            crops = torch.cat([affine_sample(tensor, geometry.inverse, size, size) for tensor, geometry in pairs])
+            # only the part of each frame that the crop reads (and the box, for the blend) goes to the device
+            regions = [sampled_region(geometry.inverse, size, size, frame.shape, box)
+                       for geometry, frame, box in zip(geometries, group_frames, group_boxes, strict=True)]  # fmt: skip
+            tensors = [
+                frame_tensor(frame[y1:y2, x1:x2], restorer.device) for frame, (x1, y1, x2, y2) in zip(group_frames, regions, strict=True)
+            ]
+            crops = torch.cat([
+                affine_sample(tensor, shifted(geometry.inverse, *region[:2]), size, size)
+                for tensor, geometry, region in zip(tensors, geometries, regions, strict=True)
+            ])  # fmt: skip
             scale = 255.0 if group_frames[0].dtype == np.uint8 else 1.0
             restored = restorer.restore_tensor(crops / scale, fidelity=fidelity) * scale
             for index, (frame, geometry, box) in enumerate(zip(group_frames, geometries, group_boxes, strict=True)):
@@ -98,4 +105,4 @@ def _restore_on_device(
                 to_crop[:, 2] += geometry.affine[:, :2] @ np.array([x1, y1], dtype=np.float64)  # region pixel -> crop pixel
                 back = affine_sample(restored[index : index + 1], to_crop, y2 - y1, x2 - x1)[0]
                 weights = mouth_mask(y2 - y1, x2 - x1, mask.mask_size, mask.feather, mask.vertical_offset) * np.float32(strength)
-                blend_region(frame, tensors[index], back, weights, box)
+                blend_region(frame, tensors[index], back, weights, box, origin=regions[index][:2])

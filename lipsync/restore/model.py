@@ -138,6 +138,10 @@ class FaceRestorer:
         self.info = info
         self.dtype = pick_dtype(info, self.device)
         self.model = model.to(self.device, self.dtype).eval()
+        if info.architecture == GFPGAN:
+            from .modconv import batch_modulated_convs
+
+            batch_modulated_convs(self.model)  # a shared convolution per batch instead of a grouped one
         self.batch_size = max(1, batch_size)
 
     @property
