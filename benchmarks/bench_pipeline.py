@@ -168,6 +168,28 @@ def run_setting(workdir: Path, name: str, device: str) -> dict:
     }
 
 
+def write_thread_profile(workdir: Path, name: str, device: str, path: Path) -> None:
+    """Run ``name`` once more under yappi (CPU clock, every thread) and write each thread's costliest functions.
+
+    A sampling profile of the pipeline's threads (prefetch, generate, encode) shows which one bounds a GPU run and
+    where its CPU time goes; yappi is optional (``pip install yappi``), the timed run never runs under it.
+    """
+    import yappi
+
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=True, profile_threads=True)
+    run_setting(workdir, name, device)
+    yappi.stop()
+    lines = []
+    for thread in yappi.get_thread_stats():
+        functions = yappi.get_func_stats(filter={"ctx_id": thread.id}).sort("tsub", "desc")
+        lines.append(f"== thread {thread.name} (id {thread.id}): {thread.ttot:.2f} s CPU")
+        for stat in list(functions)[:25]:
+            where = f"{stat.module}:{stat.lineno} {stat.name}"
+            lines.append(f"  own {stat.tsub:7.3f} s  total {stat.ttot:7.3f} s  calls {stat.ncall:7d}  {where}")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def generator_ms_per_frame(device: str, batch_sizes: tuple[int, ...] = (1, 16, 64, 128)) -> dict[str, float]:
     """Generator forward alone, optimised (folded BN, channels_last) against the plain model."""
     torch.manual_seed(0)
@@ -223,11 +245,15 @@ def main() -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--lengths", type=int, nargs="*", default=[], help="extra clip lengths for the fixed-box RSS check")
     parser.add_argument("--no-generator-bench", action="store_true", help="skip the generator-alone timings and FLOP floor")
+    parser.add_argument("--profile", metavar="DIR", help="also profile each setting's threads with yappi into DIR (untimed)")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("lipsync").setLevel(logging.WARNING)
+    if args.run and args.profile:
+        write_thread_profile(Path(args.workdir), args.run, args.device, Path(args.profile) / f"profile-{args.run}.txt")
+        return 0
     if args.run:
         sys.stdout.write(json.dumps(run_setting(Path(args.workdir), args.run, args.device)) + "\n")
         return 0
@@ -263,6 +289,10 @@ def main() -> int:
             ]
             completed = subprocess.run(command, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
             result = json.loads(completed.stdout.splitlines()[-1])
+            if args.profile:
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                profile = [*command, "--profile", str(Path(args.profile).resolve())]
+                subprocess.run(profile, check=True, cwd=Path(__file__).resolve().parent.parent)
         stages = ", ".join(f"{stage} {value:.1f}" for stage, value in result["stage_ms_per_frame"].items())
         logger.info(
             "%-9s %4d frames: %6.2f frames/s | ms/frame: %s | peak RSS %.0f MiB (%.0f after loading) | %s",

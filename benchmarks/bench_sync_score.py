@@ -6,11 +6,16 @@ with a fixed face box so only the scoring is timed.
 
     python -m benchmarks.bench_sync_score                   # the example clip, CUDA when present
     python -m benchmarks.bench_sync_score --frames 250 --device cpu --batch-size 16
+
+On CUDA it also times two variants the scorers do not use, to see what they would gain: cuDNN's benchmark mode (in
+a ``torch.backends.cudnn.flags`` scope), and that with bf16 autocast, with how far bf16 moves the mean distance or
+similarity per offset (the LSE figures are compared with published ones, so a change of numerics needs a reason).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import resource
@@ -50,6 +55,14 @@ def clip(frames: int) -> tuple[list[np.ndarray], np.ndarray, tuple[int, int, int
     return video, audio, fixed_box(box, *video[0].shape[:2])
 
 
+@contextlib.contextmanager
+def _stacked(*contexts):
+    with contextlib.ExitStack() as stack:
+        for context in contexts:
+            stack.enter_context(context)
+        yield
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=125, help="frames at 25 fps")
@@ -60,20 +73,35 @@ def main() -> int:
     device = pick_device(args.device)
     frames, wav, box = clip(args.frames)
     results = {}
+    variants = {"as used": contextlib.nullcontext}
+    if device.type == "cuda":
+        variants["cudnn benchmark"] = lambda: torch.backends.cudnn.flags(enabled=True, benchmark=True)
+        variants["cudnn benchmark + bf16 autocast"] = lambda: _stacked(
+            torch.backends.cudnn.flags(enabled=True, benchmark=True), torch.autocast("cuda", torch.bfloat16)
+        )
     for scorer in (SyncNetV2Scorer(SyncNetV2(), device, args.batch_size), ExpertScorer(SyncNetColor(), device, args.batch_size)):
         crops = scorer_crops(scorer.architecture, frames, FULL_FRAMES, [box] * len(frames), frames[0].shape[:2])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        score = scorer.score(crops, len(frames), wav)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-        results[scorer.architecture] = {
-            "windows": score.windows,
-            "seconds": round(seconds, 3),
-            "windows_per_second": round(score.windows / seconds, 2),
-        }
+        baseline = None
+        for name, variant in variants.items():
+            with variant():
+                if name != "as used":  # one untimed run: the benchmark mode's search and the autocast casts
+                    scorer.score(crops, len(frames), wav)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                score = scorer.score(crops, len(frames), wav)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - start
+            means = np.asarray(score.search.mean_per_shift)
+            baseline = means if baseline is None else baseline
+            key = scorer.architecture if name == "as used" else f"{scorer.architecture}, {name}"
+            results[key] = {
+                "windows": score.windows,
+                "seconds": round(seconds, 3),
+                "windows_per_second": round(score.windows / seconds, 2),
+                "largest change of a mean per offset": float(np.abs(means - baseline).max()),
+            }
     results["device"] = str(device)
     results["torch_threads"] = torch.get_num_threads()
     results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -10,11 +10,20 @@
 # What travels to the GPU machine with the working tree: .whl/ (Python 3.12 wheels, 39 MB), the reference checkout
 # (WAV2LIP_REF, 2.3 MB) and .cache/ComfyUI (a ComfyUI source folder without .git or models, 16 MB): about 57 MB.
 #
-# Environment: OUT (required), GPU_RUN_STEPS (the steps to run, e.g. "pipeline startup"; default all), GPU_RUN_SMALL=1 (tiny sizes), GPU_RUN_WHEELS (default .whl), GPU_RUN_SITE (default
-# /tmp/site), WAV2LIP_REF (a copy of Rudrabha/Wav2Lip's inference.py, audio.py, hparams.py, models/, face_detection/;
-# default .cache/Wav2Lip; the reference comparison is skipped without it), COMFYUI_SRC (a ComfyUI source folder for the
-# node-path benchmark under ComfyUI's own model management; default .cache/ComfyUI; skipped without it; its Python
-# requirements must be importable), PYTHON (default python3).
+# Environment:
+#   OUT                 the folder the logs go to (required)
+#   GPU_RUN_STEPS       the steps to run, in that order, e.g. "pipeline startup" (default: all)
+#   GPU_RUN_SMALL=1     tiny sizes
+#   GPU_RUN_DEADLINE    seconds for the whole run: each step's limit is cut to what is left, and a step with under 10 s
+#                       left is skipped (default: none)
+#   GPU_RUN_PROFILE=1   also a yappi profile of each pipeline setting's threads, untimed (needs yappi among the wheels)
+#   GPU_RUN_NODE_MODES  the paste modes of the node-path benchmark (default "box,mouth mask")
+#   GPU_RUN_WHEELS      the wheels to install (default .whl); GPU_RUN_SITE where to (default /tmp/site)
+#   WAV2LIP_REF         a copy of Rudrabha/Wav2Lip's inference.py, audio.py, hparams.py, models/, face_detection/
+#                       (default .cache/Wav2Lip; the reference comparison is skipped without it)
+#   COMFYUI_SRC         a ComfyUI source folder for the node-path benchmark under ComfyUI's own model management
+#                       (default .cache/ComfyUI; skipped without it; its Python requirements must be importable)
+#   PYTHON              default python3
 set -u
 : "${OUT:?set OUT to the folder the logs go to}"
 mkdir -p "$OUT"
@@ -24,6 +33,8 @@ SITE=${GPU_RUN_SITE:-/tmp/site}
 REF=${WAV2LIP_REF:-.cache/Wav2Lip}
 COMFY=${COMFYUI_SRC:-.cache/ComfyUI}
 SMALL=${GPU_RUN_SMALL:-0}
+DEADLINE=${GPU_RUN_DEADLINE:-0}
+NODE_MODES=${GPU_RUN_NODE_MODES:-box,mouth mask}  # one quoted argument: a mode name holds a space
 FAILED=0
 STARTED=$(date +%s)
 
@@ -35,7 +46,7 @@ if [ "$SMALL" = 1 ]; then
   START="--seconds 1 --size 320x240 --repeats 1"
   VSREF="--seconds 1 --size 320x240 --pairs 1"
   BATCH="--clips 2 --seconds 1 --size 320x240"
-  NODES="--frames 8 --width 320 --height 240 --modes box --repeats 1 --detector s3fd --restore"
+  NODES="--frames 8 --width 320 --height 240 --repeats 1 --detector s3fd --restore"
   LIMIT=600
 else
   ENC="--frames 250 --size 1280x720 --repeats 2"
@@ -45,7 +56,7 @@ else
   START="--seconds 10 --size 1280x720 --repeats 2"
   VSREF="--seconds 10 --size 1280x720 --pairs 2"
   BATCH="--clips 8 --seconds 10 --size 1280x720"
-  NODES="--frames 250 --modes box,mouth mask --repeats 2 --detector s3fd --restore"
+  NODES="--frames 250 --repeats 2 --detector s3fd --restore"
   LIMIT=1
 fi
 
@@ -54,6 +65,15 @@ step() {
   local name=$1 seconds=$2
   shift 2
   [ "$SMALL" = 1 ] && seconds=$LIMIT
+  if [ "$DEADLINE" -gt 0 ]; then
+    local left=$((DEADLINE - $(date +%s) + STARTED))
+    if [ $left -lt 10 ]; then
+      echo "=== $name skipped: ${left}s left of the ${DEADLINE}s deadline" | tee -a "$OUT/summary.log"
+      FAILED=$((FAILED + 1))
+      return 0
+    fi
+    [ $left -lt "$seconds" ] && seconds=$left
+  fi
   echo "=== $name (limit ${seconds}s, $(($(date +%s) - STARTED))s into the run): $*" | tee -a "$OUT/summary.log"
   local begin=$(date +%s)
   timeout --kill-after=10 "$seconds" "$@" >"$OUT/$name.log" 2>&1
@@ -63,9 +83,6 @@ step() {
   return 0
 }
 
-# want NAME: whether GPU_RUN_STEPS (default: every step) names this step
-want() { [ -z "${GPU_RUN_STEPS:-}" ] || [[ " $GPU_RUN_STEPS " == *" $1 "* ]]; }
-
 # headline NAME PATTERN: copy a log's matching lines into the summary
 headline() { grep -E "$2" "$OUT/$1.log" 2>/dev/null | sed "s/^/  [$1] /" | tee -a "$OUT/summary.log"; }
 
@@ -73,6 +90,9 @@ headline() { grep -E "$2" "$OUT/$1.log" 2>/dev/null | sed "s/^/  [$1] /" | tee -
 if command -v nvidia-smi >/dev/null; then
   step nvidia-smi 10 nvidia-smi
   headline nvidia-smi "NVIDIA-SMI|MiB"
+  # NVENC and NVDEC need the driver's video libraries in the container (NVIDIA_DRIVER_CAPABILITIES including "video")
+  step video-driver 10 bash -c 'echo "NVIDIA_DRIVER_CAPABILITIES=${NVIDIA_DRIVER_CAPABILITIES:-unset}"; ldconfig -p | grep -E "libnvidia-encode|libnvcuvid" || echo "no libnvidia-encode / libnvcuvid"'
+  headline video-driver "."
 fi
 if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
   step install 60 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl
@@ -88,45 +108,62 @@ print('h264_nvenc in this PyAV:', 'h264_nvenc' in av.codecs_available)
 "
 headline versions "."
 
-if want pipeline; then
-  step pipeline 130 "$PYTHON" -m benchmarks.bench_pipeline $PIPE
+run_pipeline() {
+  PROFILE=""
+  [ "${GPU_RUN_PROFILE:-0}" = 1 ] && PROFILE="--profile $OUT"
+  step pipeline 170 "$PYTHON" -m benchmarks.bench_pipeline $PIPE $PROFILE
   headline pipeline "frames/s|FLOP floor|optimised batch 128"
-fi
-if want vs_reference && [ -f "$REF/inference.py" ]; then
-  step vs_reference 110 "$PYTHON" -m benchmarks.bench_vs_reference --reference "$REF" $VSREF
-  headline vs_reference "pair|median"
-elif want vs_reference; then
-  echo "=== vs_reference skipped: no $REF/inference.py (copy Rudrabha/Wav2Lip there and carry it)" | tee -a "$OUT/summary.log"
-fi
-if want restore; then
+}
+run_vs_reference() {
+  if [ -f "$REF/inference.py" ]; then
+    step vs_reference 110 "$PYTHON" -m benchmarks.bench_vs_reference --reference "$REF" $VSREF
+    headline vs_reference "pair|median"
+  else
+    echo "=== vs_reference skipped: no $REF/inference.py (copy Rudrabha/Wav2Lip there and carry it)" | tee -a "$OUT/summary.log"
+  fi
+}
+run_nodes() {
+  if [ -f "$COMFY/main.py" ]; then
+    step nodes 180 env PYTHONPATH="$COMFY${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m benchmarks.bench_nodes $NODES --modes "$NODE_MODES"
+    headline nodes "==|frames/s|peak RSS"
+  else
+    echo "=== nodes skipped: no $COMFY/main.py (copy a ComfyUI source folder there and carry it)" | tee -a "$OUT/summary.log"
+  fi
+}
+run_restore() {
   step restore 90 "$PYTHON" -m benchmarks.bench_restore $RESTORE
   headline restore "ms/face|difference"
-fi
-if want encode; then
+}
+run_cuda_tests() {
+  step cuda_tests 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_restore_warp.py tests/test_restore.py tests/test_faces.py tests/test_video_writer.py \
+    tests/test_gpen.py::test_cuda_runs_gpen_in_bfloat16_close_to_float32
+  headline cuda_tests "passed|failed"
+}
+run_sync_score() {
+  step sync_score 45 "$PYTHON" -m benchmarks.bench_sync_score $SYNC
+  headline sync_score '"syncnet|windows_per_second|largest|device'
+}
+run_encode() {
   step encode 45 "$PYTHON" -m benchmarks.bench_encode $ENC
   headline encode "ms/frame|h264_nvenc:"
-fi
-if want sync_score; then
-  step sync_score 45 "$PYTHON" -m benchmarks.bench_sync_score $SYNC
-  headline sync_score "windows_per_second|device"
-fi
-if want startup; then
+}
+run_startup() {
   step startup 90 "$PYTHON" -m benchmarks.bench_startup $START
   headline startup "s \(fastest|--help|imports"
-fi
-if want batch; then
+}
+run_batch() {
   step batch 90 "$PYTHON" -m benchmarks.bench_batch --runners local $BATCH
   headline batch "jobs/hour"
-fi
-if want nodes && [ -f "$COMFY/main.py" ]; then
-  step nodes 180 env PYTHONPATH="$COMFY${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m benchmarks.bench_nodes $NODES
-  headline nodes "==|frames/s|peak RSS"
-elif want nodes; then
-  echo "=== nodes skipped: no $COMFY/main.py (copy a ComfyUI source folder there and carry it)" | tee -a "$OUT/summary.log"
-fi
-if want cuda_tests; then
-  step cuda_tests 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_restore_warp.py tests/test_gpen.py::test_cuda_runs_gpen_in_bfloat16_close_to_float32 tests/test_restore.py::test_cuda_runs_in_bfloat16_and_stays_close_to_float32
-  headline cuda_tests "passed|failed"
-fi
+}
+
+# The steps run in the order GPU_RUN_STEPS names them (default: this order).
+for name in ${GPU_RUN_STEPS:-pipeline vs_reference nodes restore cuda_tests sync_score encode startup batch}; do
+  if declare -F "run_$name" >/dev/null; then
+    "run_$name"
+  else
+    echo "=== unknown step $name (steps: pipeline vs_reference nodes restore cuda_tests sync_score encode startup batch)" | tee -a "$OUT/summary.log"
+    FAILED=$((FAILED + 1))
+  fi
+done
 echo "=== done in $(($(date +%s) - STARTED))s, $FAILED step(s) failed" | tee -a "$OUT/summary.log"
 exit $FAILED
