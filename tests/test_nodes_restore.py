@@ -91,6 +91,22 @@ def test_restore_faces_node_changes_only_the_mouth_of_frames_with_a_face(nodes) 
         restore.execute(frames=frames[:2], output_track=track, face_restorer=small_restorer_spec(nodes), strength=1.0, **settings)
 
 
+def test_restore_faces_node_clips_only_what_it_restored(nodes) -> None:
+    """The restored boxes end in 0..1; pixels the node did not touch keep their values, even outside 0..1."""
+    from comfyui_lipsync.lipsync.faces.track import FaceTrack
+
+    frames = frames_with_face(2)
+    frames[:, :10] = 1.25  # above the face box (an IMAGE from another node may hold such values)
+    frames[1, 200:] = -0.25  # a frame without a face
+    track = FaceTrack.identity(256, 256, [BOX, None])
+    settings = {"codeformer_fidelity": 0.5, "mask_size": 1.0, "feather": 0.35, "vertical_offset": 0.0, "batch_size": 2}
+    restore = nodes["restore_faces"].RestoreFaces
+    result = restore.execute(frames=frames, output_track=track, face_restorer=small_restorer_spec(nodes), strength=1.0, **settings)[0]
+    x1, y1, x2, y2 = BOX
+    assert torch.equal(result[1], frames[1]) and torch.equal(result[0, :10], frames[0, :10])
+    assert result[0, y1:y2, x1:x2].min() >= 0.0 and result[0, y1:y2, x1:x2].max() <= 1.0
+
+
 def test_paste_faces_mouth_mask_and_debug_outputs(nodes) -> None:
     from comfyui_lipsync.lipsync.faces.track import FaceTrack
 
