@@ -199,6 +199,14 @@ def test_haar_finds_the_astronaut_face_and_nothing_in_coffee() -> None:
     assert 60 < x2 - x1 < 160
 
 
+@pytest.mark.parametrize("max_side", [0, 64])
+def test_s3fd_refuses_a_frame_that_is_not_rgb_instead_of_reading_stale_memory(s3fd_net, max_side: int) -> None:
+    """The batch is written in place, frame by frame; a 4-channel frame must stop the run, downscaled or not."""
+    frames = [np.zeros((72, 128, 3), np.uint8), np.zeros((72, 128, 4), np.uint8)]
+    with pytest.raises(ValueError, match="broadcast"):
+        S3FDDetector(s3fd_net, max_side=max_side).detect(frames)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_s3fd_on_cuda_keeps_the_cpu_boxes(s3fd_net, monkeypatch) -> None:
     """The page-locked upload and the one gather of every level's candidates keep the CPU's boxes (fp32 both sides,

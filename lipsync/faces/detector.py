@@ -111,7 +111,9 @@ class S3FDDetector(FaceDetector):
         batch = self._staging((len(frames), size[1], size[0], 3))
         for frame, slot in zip(frames, batch, strict=True):
             if scale != 1.0:
-                cv2.resize(frame, size, dst=slot, interpolation=cv2.INTER_AREA)
+                resized = cv2.resize(frame, size, dst=slot, interpolation=cv2.INTER_AREA)
+                if not np.shares_memory(resized, slot):  # OpenCV writes a new array when the shapes differ: never skip a frame
+                    slot[...] = resized
             else:
                 np.copyto(slot, frame)
 
