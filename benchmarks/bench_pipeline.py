@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -177,6 +178,7 @@ def write_thread_profile(workdir: Path, name: str, device: str, path: Path) -> N
     import yappi
 
     yappi.set_clock_type("cpu")
+    yappi.set_context_name_callback(lambda: threading.current_thread().name)  # lipsync-prefetch, lipsync-yuv_0, ...
     yappi.start(builtins=True, profile_threads=True)
     run_setting(workdir, name, device)
     yappi.stop()
