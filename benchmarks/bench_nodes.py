@@ -144,13 +144,18 @@ def planted_box(box: str) -> tuple[float, float, float, float]:
     return left, top, right, bottom - 10
 
 
+CPU_BLENDS = "CPU blends"  # the label of the extra Paste Faces Back row (not part of the chain)
+
+
 def run_chain(
     nodes: dict, frames: torch.Tensor, box: str, patcher, mode: str, timings: dict | None = None, detector=None, planted=None,
-    restorer=None,
+    restorer=None, cpu_blends: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """The node chain once; per node (wall seconds, CPU seconds of all threads) go into ``timings``. With ``detector``
     (a planted S3FD, see ``plant_s3fd``) Detect Faces runs it instead of taking the fixed box; with ``restorer``
-    Restore Faces follows Paste Faces Back."""
+    Restore Faces follows Paste Faces Back. With ``cpu_blends`` on CUDA, Paste Faces Back in a mouth-mask mode also runs
+    with its blends on the CPU worker threads instead of the GPU (ComfyUI's device patched to the CPU for that call),
+    to compare the two placements for CPU ``IMAGE`` frames."""
 
     def timed(name: str, call):
         start, cpu = time.perf_counter(), time.process_time()
@@ -175,6 +180,15 @@ def run_chain(
     paste_mode = "box" if mode == "box" else "mouth mask"
     pasted = timed(f"Paste Faces Back ({mode})", lambda: nodes["paste_faces"].PasteFaces.execute(
         frames=frames, faces=faces, output_track=output_track, mode=paste_mode, colour_match=mode.endswith("colour"))[0])  # fmt: skip
+    if cpu_blends and mode != "box" and torch.cuda.is_available():
+        management = nodes["paste_faces"].model_management
+        device = management.get_torch_device
+        management.get_torch_device = lambda: torch.device("cpu")
+        try:
+            timed(f"Paste Faces Back ({mode}, {CPU_BLENDS})", lambda: nodes["paste_faces"].PasteFaces.execute(
+                frames=frames, faces=faces, output_track=output_track, mode=paste_mode, colour_match=mode.endswith("colour")))  # fmt: skip
+        finally:
+            management.get_torch_device = device
     if restorer is not None:
         pasted = timed("Restore Faces (GFPGAN 512)", lambda: nodes["restore_faces"].RestoreFaces.execute(
             frames=pasted, output_track=output_track, face_restorer=restorer, strength=DEFAULT_RESTORE_STRENGTH,
@@ -184,7 +198,7 @@ def run_chain(
 
 def run_mode(
     frames_count: int, width: int, height: int, mode: str, repeats: int, precision: str = "auto", detector: str = "fixed box",
-    restore: bool = False,
+    restore: bool = False, cpu_blends: bool = False,
 ) -> dict:  # fmt: skip
     """One chain in this process: warm-up on small frames, then the timed run on the full batch."""
     nodes = load_pack()
@@ -214,7 +228,7 @@ def run_mode(
         copy_seconds = min(copy_seconds, time.perf_counter() - start)
         del copy
         times: dict[str, tuple[float, float]] = {}
-        pasted = run_chain(nodes, frames, box, patcher, mode, times, spec, planted, restorer)
+        pasted = run_chain(nodes, frames, box, patcher, mode, times, spec, planted, restorer, cpu_blends)
         timings = {name: tuple(map(min, seconds, timings.get(name, seconds))) for name, seconds in times.items()}
     image_mib = frames.numel() * 4 / 2**20
     output_mib = pasted.numel() * 4 / 2**20
@@ -229,7 +243,7 @@ def run_mode(
         "fps": {name: frames_count / wall for name, (wall, _) in timings.items()},
         "cpu_fps": {name: frames_count / max(cpu, 1e-9) for name, (_, cpu) in timings.items()},
         "copy_fps": frames_count / copy_seconds,
-        "chain_fps": frames_count / sum(wall for wall, _ in timings.values()),
+        "chain_fps": frames_count / sum(wall for name, (wall, _) in timings.items() if CPU_BLENDS not in name),
         "peak_rss_mib": peak,
         "rss_before_frames_mib": rss_before,
         "input_image_mib": image_mib,
@@ -242,7 +256,8 @@ def run_process(args: argparse.Namespace, mode: str, models: str) -> dict:
     """One paste mode's chain in a fresh process (its own peak RSS), with the fake ComfyUI's models in ``models``."""
     command = [sys.executable, "-m", "benchmarks.bench_nodes", "--frames", str(args.frames), "--width", str(args.width),
                "--height", str(args.height), "--repeats", str(args.repeats), "--precision", args.precision,
-               "--detector", args.detector, *(["--restore"] if args.restore else []), "--run", mode]  # fmt: skip
+               "--detector", args.detector, *(["--restore"] if args.restore else []),
+               *(["--cpu-blends"] if args.cpu_blends else []), "--run", mode]  # fmt: skip
     environment = {**os.environ, "FAKE_COMFY_MODELS": models, "BENCH_COMFY_BASE": models}
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT, env=environment)
     if done.returncode:
@@ -265,12 +280,16 @@ def main() -> None:
         help="Detect Faces with a fixed box, or with S3FD at 640 (random weights, planted boxes)",
     )
     parser.add_argument("--restore", action="store_true", help="Restore Faces (GFPGAN v1.4, random weights) after the paste")
+    parser.add_argument("--cpu-blends", action="store_true",
+                        help="on CUDA, also time Paste Faces Back with its mouth-mask blends on the CPU workers (the peak RSS "
+                        "then counts one more output batch)")  # fmt: skip
     parser.add_argument("--run", help=argparse.SUPPRESS)  # one mode, in this process
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.run:
         sys.stdout.write(
-            json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats, args.precision, args.detector, args.restore))
+            json.dumps(run_mode(args.frames, args.width, args.height, args.run, args.repeats, args.precision, args.detector, args.restore,
+                                args.cpu_blends))
             + "\n"
         )
         return

@@ -56,7 +56,7 @@ else
   START="--seconds 10 --size 1280x720 --repeats 2"
   VSREF="--seconds 10 --size 1280x720 --pairs 2"
   BATCH="--clips 8 --seconds 10 --size 1280x720"
-  NODES="--frames 250 --repeats 2 --detector s3fd --restore"
+  NODES="--frames 250 --repeats 2 --detector s3fd --restore --cpu-blends"
   LIMIT=1
 fi
 
