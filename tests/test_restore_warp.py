@@ -78,8 +78,9 @@ def test_the_crop_fed_to_the_network_matches_opencvs() -> None:
 @pytest.mark.parametrize("box", [(160, 30, 280, 180), (0, 0, 90, 120), (330, 200, 400, 300), (100, 100, 180, 190)])
 def test_sampling_only_the_region_read_gives_the_whole_frames_crop(box) -> None:
     """The crop taken from the part of the frame it reads equals the crop taken from the whole frame, also where the
-    crop reaches past the frame's edges (repeated edge pixels): within a hundredth of a grey level, the float32
-    rounding of the sampling positions, which now count from the part's corner."""
+    crop reaches past the frame's edges (repeated edge pixels): within 0.02 of a grey level, the float32 rounding of
+    the sampling positions, which now count from the part's corner (about 1e-5 px, times a gradient of at most 255 a
+    pixel; 0.004 was seen)."""
     from lipsync.restore.warp import sampled_region, shifted
 
     frame = astronaut_frames(1)[0].astype(np.float32)
@@ -89,4 +90,4 @@ def test_sampling_only_the_region_read_gives_the_whole_frames_crop(box) -> None:
     assert x1 <= box[0] and y1 <= box[1] and x2 >= box[2] and y2 >= box[3]
     assert (x2 - x1) * (y2 - y1) < frame.shape[0] * frame.shape[1]
     part = torch.from_numpy(np.ascontiguousarray(frame[y1:y2, x1:x2])).permute(2, 0, 1)[None]
-    torch.testing.assert_close(affine_sample(part, shifted(geometry.inverse, x1, y1), 64, 64), whole, atol=0.01, rtol=0)
+    torch.testing.assert_close(affine_sample(part, shifted(geometry.inverse, x1, y1), 64, 64), whole, atol=0.02, rtol=0)
