@@ -267,6 +267,7 @@ class VideoWriter:
         self._audio_encoder: AudioEncoder | None = None
         self._converter: ThreadPoolExecutor | None = None
         self._converted: collections.deque[Future] = collections.deque()
+        self._ahead = 1  # frames converted ahead of the encoder: the number of conversion threads, set when opened
 
     def __enter__(self) -> VideoWriter:
         import av
@@ -320,7 +321,8 @@ class VideoWriter:
             audio.layout = layout
             chunks = stream_audio(self.audio_path, rate, layout)
             self._audio_encoder = AudioEncoder(audio, chunks, rate, layout, self.pad_audio)
-        self._converter = ThreadPoolExecutor(conversion_workers(), thread_name_prefix="lipsync-yuv")
+        self._ahead = conversion_workers()
+        self._converter = ThreadPoolExecutor(self._ahead, thread_name_prefix="lipsync-yuv")
 
     def _add_video_stream(self):
         """The H.264 stream, with the codec's own threads (frame and slice) on every core."""
@@ -340,7 +342,7 @@ class VideoWriter:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.shape} {frame.dtype}")
         self._converted.append(self._converter.submit(self._to_video_frame, frame))
-        if len(self._converted) > conversion_workers():
+        if len(self._converted) > self._ahead:
             self._encode_converted()
 
     def _to_video_frame(self, frame: np.ndarray):
