@@ -195,7 +195,9 @@ class LipSyncVideo(io.ComfyNode):
             transform=FrameTransform(resize_factor, rotate, parse_crop(crop)), face_det_batch_size=detection_batch_size,
             wav2lip_batch_size=batch_size, on_missing_face=on_missing_face, face_choice=face_choice, face_index=face_index, crf=crf,
             detect_every=detect_every, detection_cache=default_cache_dir() if cache_detections else None, max_gap=max_gap,
-            length_mode=length_mode, paste=PasteOptions(paste_mode, mask_size, mask_feather, mask_offset, colour_match),
+            length_mode=length_mode,
+            paste=PasteOptions(mode=paste_mode, mask_size=mask_size, feather=mask_feather, vertical_offset=mask_offset,
+                               colour_match=colour_match),
             restore_strength=restore_strength, codeformer_fidelity=codeformer_fidelity,
         )  # fmt: skip
         if not options.locate.fixed and face_detector is None:  # before any model is loaded or file copied

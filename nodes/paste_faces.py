@@ -110,7 +110,7 @@ class PasteFaces(io.ComfyNode):
             raise ValueError("These frames are not the ones the face track was made from; connect the frames given to Detect Faces.")
         if faces.shape[0] != output_track.count:
             raise ValueError(f"{faces.shape[0]} faces for {output_track.count} output frames; connect Crop Faces' output_track.")
-        options = PasteOptions(mode, mask_size, feather, vertical_offset, colour_match)
+        options = PasteOptions(mode=mode, mask_size=mask_size, feather=feather, vertical_offset=vertical_offset, colour_match=colour_match)
         generated = image_tensor(faces)
         result = output_image(frames, output_track.sources)  # the one copy of the batch; the rest touches the boxes only
         count, height, width = output_track.count, output_track.frame_height, output_track.frame_width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -39,3 +40,18 @@ def test_options_take_the_plain_word() -> None:
     assert PasteOptions(mode="mouth mask").mode == PasteMode.MOUTH_MASK
     with pytest.raises(ValueError, match="paste mode"):
         PasteOptions(mode="ellipse")
+
+
+def test_option_objects_take_keywords_only() -> None:
+    """Options are named where they are built (a positional argument would silently shift when a field is added)."""
+    from lipsync.faces.locate import LocateOptions
+    from lipsync.pipeline import LipSyncOptions
+    from lipsync.train.loop import LoopOptions
+    from lipsync.train.preprocess import PreprocessOptions
+    from lipsync.train.syncnet_trainer import SyncNetOptions
+    from lipsync.train.wav2lip_trainer import Wav2LipOptions
+
+    for options in (PasteOptions, LocateOptions, LipSyncOptions, PreprocessOptions, LoopOptions, SyncNetOptions, Wav2LipOptions):
+        first = next(iter(options.__dataclass_fields__.values()))
+        with pytest.raises(TypeError, match="positional argument"):
+            options(first.default if first.default is not dataclasses.MISSING else None)

@@ -37,7 +37,7 @@ EDGE_FADE = 0.04  # the mask reaches zero this far (fraction of the box) inside 
 TINT_OPACITY = 0.5  # of the red tint where a mask is 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PasteOptions:
     """How a generated face goes back into its frame.
 

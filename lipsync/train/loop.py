@@ -20,7 +20,7 @@ from .dataset import WindowDataset, load_clips, split_clips
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoopOptions:
     """Settings every trainer shares (the reference hparams' names where they exist)."""
 

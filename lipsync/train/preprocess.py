@@ -45,7 +45,7 @@ MEL_FILE = "mel.npy"
 JPEG_QUALITY = 95
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PreprocessOptions:
     """How clips are turned into crops: fixed ``box`` (top, bottom, left, right) or a detector."""
 

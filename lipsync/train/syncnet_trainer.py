@@ -21,7 +21,7 @@ from .losses import sync_bce
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SyncNetOptions(LoopOptions):
     """The reference's SyncNet defaults: batch 64, lr 1e-4, eval and checkpoint every 10000 steps."""
 

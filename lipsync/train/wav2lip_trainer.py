@@ -29,7 +29,7 @@ from .losses import expert_sync_loss
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Wav2LipOptions(LoopOptions):
     """Reference defaults: batch 16, lr 1e-4 (Adam, betas 0.5/0.999), eval/checkpoint every 3000 steps."""
 
