@@ -116,7 +116,8 @@ run_pipeline() {
 }
 run_vs_reference() {
   if [ -f "$REF/inference.py" ]; then
-    step vs_reference 110 "$PYTHON" -m benchmarks.bench_vs_reference --reference "$REF" $VSREF
+    MUX=skip; command -v ffmpeg >/dev/null && MUX=run  # the reference's final mux needs the ffmpeg program
+    step vs_reference 110 "$PYTHON" -m benchmarks.bench_vs_reference --reference "$REF" --reference-mux "$MUX" $VSREF
     headline vs_reference "pair|median"
   else
     echo "=== vs_reference skipped: no $REF/inference.py (copy Rudrabha/Wav2Lip there and carry it)" | tee -a "$OUT/summary.log"
