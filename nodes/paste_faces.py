@@ -14,7 +14,7 @@ from comfy_api.latest import io
 
 from ..lipsync.defaults import DEFAULT_MASK_FEATHER, DEFAULT_MASK_OFFSET, DEFAULT_MASK_SIZE
 from ..lipsync.device import single_threaded_cpu_pool
-from ..lipsync.engine import clamp_boxes, frame_view, paste_faces
+from ..lipsync.engine import clamp_boxes, frame_view, paste_faces, pastes_on_cpu
 from ..lipsync.faces.boxes import Box
 from ..lipsync.faces.track import FaceTrack
 from ..lipsync.render.blend import BOX, PASTE_MODES, PasteOptions, box_mask, tint_mask
@@ -118,12 +118,23 @@ class PasteFaces(io.ComfyNode):
         masks = torch.from_numpy(np.zeros((count, height, width), dtype=np.float32))
         previews = torch.empty((count, *preview_size(height, width), 3), dtype=torch.float32)
         device = model_management.get_torch_device()  # where mouth-mask blends run; box pastes stay on the frames
+        # CPU frames whose blends run on a GPU go there a block at a time (one upload, one download); CPU pastes run
+        # a frame per worker below.
+        by_block = result.device.type == "cpu" and not pastes_on_cpu(result.device, device, options)
+
+        def paste_block(block: range) -> None:
+            """The faces of the frames of ``block`` that have one, pasted in one call."""
+            indices = [index for index in block if output_track.box(index) is not None]
+            if indices:
+                boxes = [output_track.box(index) for index in indices]
+                paste_faces([result[index] for index in indices], generated[indices], boxes, options, device=device)
 
         def finish(index: int) -> None:
-            """Frame ``index`` of the copy: its face pasted, its mask and its preview made."""
+            """Frame ``index`` of the copy: its face pasted (unless its block was), its mask and its preview made."""
             box = output_track.box(index)
             if box is not None:
-                paste_faces([result[index]], generated[index : index + 1], [box], options, device=device)
+                if not by_block:
+                    paste_faces([result[index]], generated[index : index + 1], [box], options, device=device)
                 clamp_boxes([result[index]], [box])
                 x1, y1, x2, y2 = box
                 frame_view(masks[index])[y1:y2, x1:x2] = box_mask(box, options)
@@ -133,6 +144,8 @@ class PasteFaces(io.ComfyNode):
         pool = single_threaded_cpu_pool(torch.get_num_threads()) if result.device.type == "cpu" else None
         progress = Progress(count)
         for block in chunks(count, CHUNK):
+            if by_block:
+                paste_block(block)
             if pool is None:
                 for index in block:
                     finish(index)

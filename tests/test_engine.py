@@ -11,7 +11,7 @@ from helpers import speechlike, write_audio, write_video
 from skimage import data
 
 from lipsync import pipeline
-from lipsync.engine import _paste_on_device, crop_faces, lipsync_chunk, paste_faces
+from lipsync.engine import _paste_on_device, _paste_through_device, crop_faces, lipsync_chunk, match_colour, paste_faces
 from lipsync.media.audio import load_audio
 from lipsync.media.read import iter_video_frames
 from lipsync.models import load_model_file
@@ -96,6 +96,40 @@ def test_torch_blend_agrees_with_the_numpy_reference(dtype, options) -> None:
         assert np.array_equal(ours.numpy()[outside], frame[outside])
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("options", [PasteOptions(mode=MOUTH_MASK), PasteOptions(mode=MOUTH_MASK, colour_match=True, mask_size=1.3)],
+                         ids=["mask", "mask-colour"])  # fmt: skip
+def test_blends_packed_for_one_upload_equal_the_blends_frame_by_frame(dtype, options) -> None:
+    """The path for CPU frames blended on a GPU (regions and masks packed, one upload, one download), run here with the
+    CPU as the device: every frame equals the same blend done frame by frame, and nothing outside a box changes."""
+    frames = [torch.from_numpy(frame) for frame in face_video_frames(4)]
+    if dtype == torch.float32:
+        frames = [frame.float() / 255.0 for frame in frames]
+    boxes = [BOX_XYXY, (50, 40, 110, 100), (0, 0, 30, 41), (130, 100, 176, 144)]  # up- and downscaled, at the corners
+    faces = random_faces(4)
+    packed, one_by_one = [frame.clone() for frame in frames], [frame.clone() for frame in frames]
+    _paste_through_device(packed, faces, boxes, options, torch.device("cpu"))
+    for frame, face, box in zip(one_by_one, faces, boxes, strict=True):
+        _paste_on_device(frame, face, box, options)
+    for ours, theirs, original, (x1, y1, x2, y2) in zip(packed, one_by_one, frames, boxes, strict=True):
+        assert torch.equal(ours, theirs)
+        assert not torch.equal(ours[y1:y2, x1:x2], original[y1:y2, x1:x2])
+        outside = torch.ones(ours.shape[:2], dtype=torch.bool)
+        outside[y1:y2, x1:x2] = False
+        assert torch.equal(ours[outside], original[outside])
+
+
+def test_colour_match_under_an_empty_mask_leaves_the_face_as_it_is() -> None:
+    face = random_faces(1, size=8)[0] * 255.0
+    reference = random_faces(1, size=8, seed=1)[0] * 255.0
+    assert torch.equal(match_colour(face, reference, torch.zeros(8, 8, 1)), face)
+    weights = torch.zeros(8, 8, 1)
+    weights[2:6, 2:6] = 1.0
+    matched = match_colour(face, reference, weights)
+    inside = matched[2:6, 2:6].reshape(-1, 3)
+    assert torch.allclose(inside.mean(0), reference[2:6, 2:6].reshape(-1, 3).mean(0), atol=1e-3)  # the reference's means
+
+
 def test_crop_and_paste_touch_only_the_boxes_and_keep_the_reference_numerics() -> None:
     frames = [torch.from_numpy(frame) for frame in face_video_frames(3)]
     originals = [frame.clone() for frame in frames]
@@ -130,11 +164,19 @@ def test_lipsync_chunk_skips_frames_without_a_face_and_clips_float_boxes(wav2lip
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_mask_blend_on_the_gpu_agrees_with_the_cpu() -> None:
-    frame = torch.from_numpy(face_video_frames(1)[0])
-    face = random_faces(1)[0]
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_mask_blend_on_the_gpu_agrees_with_the_cpu(dtype) -> None:
+    """CPU frames blended on the GPU (packed into one page-locked upload) agree with the numpy reference."""
+    frames = [torch.from_numpy(frame) for frame in face_video_frames(3)]
+    if dtype == torch.float32:
+        frames = [frame.float() / 255.0 for frame in frames]
+    boxes = [BOX_XYXY, (50, 40, 110, 100), (0, 0, 30, 41)]
+    faces = random_faces(3)
     options = PasteOptions(mode=MOUTH_MASK, colour_match=True)
-    reference, ours = frame.numpy().copy(), frame.clone()
-    paste_face(reference, face.numpy(), BOX_XYXY, options)
-    paste_faces([ours], face[None], [BOX_XYXY], options, device="cuda")
-    assert np.abs(ours.numpy().astype(int) - reference).max() <= 1
+    ours = [frame.clone() for frame in frames]
+    paste_faces(ours, faces, boxes, options, device="cuda")
+    for frame, result, face, box in zip(frames, ours, faces, boxes, strict=True):
+        reference = frame.numpy().copy()
+        paste_face(reference, face.numpy(), box, options)
+        difference = np.abs(result.numpy().astype(np.float64) - reference.astype(np.float64)).max()
+        assert difference <= (1.0 if dtype == torch.uint8 else 1e-5), difference

@@ -310,6 +310,37 @@ def test_paste_keeps_frames_without_face_and_never_mutates_inputs(nodes) -> None
     assert torch.equal(result[0, :40], frames[0, :40])
 
 
+def test_paste_by_block_equals_paste_by_frame(nodes, monkeypatch) -> None:
+    """Where blends run on a GPU, Paste Faces Back pastes a block of frames in one call (one upload and one download)
+    instead of a frame per worker: forced here on the CPU, every output equals the frame-by-frame one, frames without
+    a face and a second block included."""
+    from comfyui_lipsync.lipsync.faces.track import FaceTrack
+
+    module = nodes["paste_faces"]
+    count = module.CHUNK + 3
+    frames = face_frames(count)
+    boxes = [None if index % 5 == 1 else (60 + index % 3, 40, 200, 200) for index in range(count)]
+    track = FaceTrack.identity(256, 256, boxes)
+    faces = torch.from_numpy(np.random.default_rng(0).random((count, 96, 96, 3), dtype=np.float32))
+    options = {"frames": frames, "faces": faces, "output_track": track, "mode": "mouth mask", "colour_match": True}
+    by_frame = module.PasteFaces.execute(**options).args
+    blocks: list[int] = []
+    real_paste = module.paste_faces
+    monkeypatch.setattr(module, "pastes_on_cpu", lambda *args: False)
+
+    def counted_paste(frames, *args, **kwargs) -> None:
+        blocks.append(len(frames))
+        real_paste(frames, *args, **kwargs)
+
+    monkeypatch.setattr(module, "paste_faces", counted_paste)
+    by_block = module.PasteFaces.execute(**options).args
+    with_face = sum(box is not None for box in boxes)
+    assert blocks == [sum(box is not None for box in boxes[: module.CHUNK]), with_face - blocks[0]]
+    for ours, theirs in zip(by_block, by_frame, strict=True):
+        assert torch.equal(ours, theirs)
+    assert not torch.equal(by_block[0][0], frames[0])
+
+
 def test_mask_preview_is_the_downscaled_result_tinted_only_in_the_box(nodes) -> None:
     """A 1280x720 batch: the preview is at most 512 px, the result's own pixels (nearest) outside the box, redder inside."""
     from comfyui_lipsync.lipsync.faces.track import FaceTrack
