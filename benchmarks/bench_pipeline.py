@@ -32,16 +32,18 @@ import torch
 from lipsync.faces.detector import S3FDDetector
 from lipsync.models import Wav2Lip, load_model_file, save_checkpoint
 from lipsync.pipeline import LipSyncOptions, lipsync_file
+from lipsync.render.blend import BOX, MOUTH_MASK, PasteOptions
 from lipsync.render.generate import Wav2LipGenerator
 
 logger = logging.getLogger("bench_pipeline")
 
 # name: detection on/off and its longest side, optimised generator + channels_last detector, batch sizes,
 # every-Nth-frame detection, a second run that finds its detections cached, threads overlapping I/O (None: on with
-# a GPU only), precision
+# a GPU only), precision, paste mode (mouth mask: with colour matching, the blends a GPU runs)
 BASE = dict(
-    detect=True, det_max_side=640, optimize=True, det_batch=16, gen_batch=128, every=1, cached=False, overlap=None, precision="auto"
-)
+    detect=True, det_max_side=640, optimize=True, det_batch=16, gen_batch=128, every=1, cached=False, overlap=None, precision="auto",
+    paste=BOX,
+)  # fmt: skip
 SETTINGS = {
     "reference": {**BASE, "det_max_side": 0, "optimize": False, "overlap": False, "precision": "fp32"},
     "default": BASE,
@@ -52,6 +54,7 @@ SETTINGS = {
     "fixed-box": {**BASE, "detect": False},
     "fixed-box-overlap": {**BASE, "detect": False, "overlap": True},
     "fixed-box-fp32": {**BASE, "detect": False, "precision": "fp32"},
+    "fixed-box-mask": {**BASE, "detect": False, "paste": MOUTH_MASK},
 }
 
 
@@ -142,7 +145,8 @@ def run_setting(workdir: Path, name: str, device: str) -> dict:
     model = load_model_file(workdir / "wav2lip.pth", expected_purpose="generator").model
     generator = Wav2LipGenerator(model, device, setting["gen_batch"], optimize=setting["optimize"], precision=setting["precision"])
     detector = None
-    common = dict(wav2lip_batch_size=setting["gen_batch"], overlap=setting["overlap"])
+    paste = PasteOptions(mode=setting["paste"], colour_match=setting["paste"] == MOUTH_MASK)
+    common = dict(wav2lip_batch_size=setting["gen_batch"], overlap=setting["overlap"], paste=paste)
     options = LipSyncOptions(box=(y1, y2, x1, x2), **common)
     if setting["detect"]:
         net = load_model_file(workdir / "s3fd.pth").model

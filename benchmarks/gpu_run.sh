@@ -40,7 +40,7 @@ STARTED=$(date +%s)
 
 if [ "$SMALL" = 1 ]; then
   ENC="--frames 20 --size 320x240 --repeats 1"
-  PIPE="--frames 30 --size 320x240 --settings fixed-box default --no-generator-bench"
+  PIPE="--frames 30 --size 320x240 --settings fixed-box fixed-box-mask default --no-generator-bench"
   RESTORE="--repeats 1 --cpu-batch 1 --cuda-batches 1"
   SYNC="--frames 50 --batch-size 16"
   START="--seconds 1 --size 320x240 --repeats 1"
@@ -50,7 +50,7 @@ if [ "$SMALL" = 1 ]; then
   LIMIT=600
 else
   ENC="--frames 250 --size 1280x720 --repeats 2"
-  PIPE="--frames 1500 --size 1280x720 --settings fixed-box default"
+  PIPE="--frames 1500 --size 1280x720 --settings fixed-box fixed-box-mask default"
   RESTORE="--repeats 3 --cpu-batch 0 --cuda-batches 1 8"
   SYNC="--frames 1500 --batch-size 64"
   START="--seconds 10 --size 1280x720 --repeats 2"
@@ -111,7 +111,7 @@ headline versions "."
 run_pipeline() {
   PROFILE=""
   [ "${GPU_RUN_PROFILE:-0}" = 1 ] && PROFILE="--profile $OUT"
-  step pipeline 170 "$PYTHON" -m benchmarks.bench_pipeline $PIPE $PROFILE
+  step pipeline 200 "$PYTHON" -m benchmarks.bench_pipeline $PIPE $PROFILE
   headline pipeline "frames/s|FLOP floor|optimised batch 128"
 }
 run_vs_reference() {
