@@ -231,7 +231,8 @@ def run_mode(
         pasted = run_chain(nodes, frames, box, patcher, mode, times, spec, planted, restorer, cpu_blends)
         timings = {name: tuple(map(min, seconds, timings.get(name, seconds))) for name, seconds in times.items()}
     image_mib = frames.numel() * 4 / 2**20
-    output_mib = pasted.numel() * 4 / 2**20
+    # every IMAGE batch a node returns is new (ComfyUI's contract): Paste Faces Back's, and Restore Faces' after it
+    output_mib = pasted.numel() * 4 / 2**20 * (2 if restore else 1)
     peak = peak_rss_mib()
     return {
         "mode": mode,
@@ -240,6 +241,7 @@ def run_mode(
         "threads": torch.get_num_threads(),
         "repeats": repeats,
         "precision": precision,
+        "restore": restore,
         "fps": {name: frames_count / wall for name, (wall, _) in timings.items()},
         "cpu_fps": {name: frames_count / max(cpu, 1e-9) for name, (_, cpu) in timings.items()},
         "copy_fps": frames_count / copy_seconds,
@@ -317,7 +319,8 @@ def report(mode: str, result: dict) -> None:
     )
     lines.append(
         f"  peak RSS {result['peak_rss_mib']:.0f} MiB ({result['rss_before_frames_mib']:.0f} before the frames); "
-        f"IMAGE in {result['input_image_mib']:.0f} + out {result['output_image_mib']:.0f} MiB; "
+        f"IMAGE in {result['input_image_mib']:.0f} + out {result['output_image_mib']:.0f} MiB "
+        f"({'Paste Faces Back and Restore Faces' if result.get('restore') else 'Paste Faces Back'}); "
         f"peak = {result['peak_rss_mib'] / (result['input_image_mib'] + result['output_image_mib']):.2f} x (in + out), "
         f"above the start {result['peak_over_images']:.2f} x"
     )
