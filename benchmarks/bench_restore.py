@@ -1,6 +1,7 @@
 """Face restoration benchmark: ms per face on the CPU (float32) and, when present, on CUDA (bf16; for GFPGAN also
 with spandrel's own grouped modulated convolutions, which the pack replaces by one shared convolution per batch;
-float32; with ``--cudnn-benchmark`` also bf16 in cuDNN's benchmark mode).
+float32; with ``--cudnn-benchmark`` also bf16 in cuDNN's benchmark mode). ``--compile`` adds rows with the restorer
+run through ``torch.compile`` (the restorers' ``compile`` option), with the seconds its first batch took (compiling).
 
 Random weights in the release layout of GFPGAN v1.4 (spandrel's GFPGANv1Clean, saved as ``{"params_ema": ...}``),
 RestoreFormer, CodeFormer or GPEN-BFR-512/256 (``lipsync.models.gpen``, saved as the bare state dict the release is),
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from lipsync.restore import FaceRestorer, load_face_restorer, restore_faces
+from lipsync.restore.model import compiled_network
 
 logger = logging.getLogger("bench_restore")
 
@@ -69,15 +71,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[float, dict[str, float]]:
-    """(network ms/face, whole restore step ms/face per warp path), after one warm-up batch each."""
+def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[float, dict[str, float], float]:
+    """(network ms/face, whole restore step ms/face per warp path, seconds of the first batch: with ``compile``, the
+    compiling), after one warm-up batch each."""
     rng = np.random.default_rng(0)
     size = restorer.input_size
     faces = rng.random((batch, size, size, 3), dtype=np.float32)
     frames = [rng.integers(0, 255, size=(720, 1280, 3), dtype=np.uint8) for _ in range(batch)]
     restorer.batch_size = batch
+    start = time.perf_counter()
     restorer(faces)
     synchronize(restorer.device)
+    first = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(repeats):
         restorer(faces)
@@ -92,7 +97,7 @@ def time_restorer(restorer: FaceRestorer, batch: int, repeats: int) -> tuple[flo
             restore_faces(frames, [BOX] * batch, restorer, strength=0.8, on_device=on_device)
         synchronize(restorer.device)
         whole["torch warps" if on_device else "OpenCV warps"] = (time.perf_counter() - start) / (repeats * batch) * 1000
-    return network, whole
+    return network, whole, first
 
 
 def main() -> None:
@@ -102,6 +107,8 @@ def main() -> None:
     parser.add_argument("--cpu-batch", type=int, default=1, help="faces per CPU batch; 0 skips the CPU rows")
     parser.add_argument("--cuda-batches", type=int, nargs="*", default=[1, 8])
     parser.add_argument("--cudnn-benchmark", action="store_true", help="also time bf16 in cuDNN's benchmark mode (measured: no gain)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the restorer through torch.compile (its first batch, the compiling, is printed too)")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -113,16 +120,21 @@ def main() -> None:
 
 
 def bench_arch(path: Path, args: argparse.Namespace) -> None:
-    # device, batch, dtype (None: the restorer's own), cuDNN benchmark mode, spandrel's grouped modulated convolutions
-    settings = [("cpu", args.cpu_batch, None, False, False)] if args.cpu_batch > 0 else []
+    # device, batch, dtype (None: the restorer's own), cuDNN benchmark mode, spandrel's grouped modulated convolutions,
+    # torch.compile
+    settings = [("cpu", args.cpu_batch, None, False, False, False)] if args.cpu_batch > 0 else []
+    if args.compile and args.cpu_batch > 0:
+        settings.append(("cpu", args.cpu_batch, None, False, False, True))
     if torch.cuda.is_available():
-        settings += [("cuda", batch, None, False, False) for batch in args.cuda_batches]
-        settings += [("cuda", batch, None, False, True) for batch in args.cuda_batches]  # what the shared convolution gains
+        settings += [("cuda", batch, None, False, False, False) for batch in args.cuda_batches]
+        settings += [("cuda", batch, None, False, True, False) for batch in args.cuda_batches]  # what the shared convolution gains
         if args.cudnn_benchmark:
-            settings += [("cuda", batch, None, True, False) for batch in args.cuda_batches]
-        settings += [("cuda", batch, torch.float32, False, False) for batch in args.cuda_batches]
-    for device, batch, dtype, cudnn_benchmark, grouped in settings:
-        restorer = load_face_restorer(path, device=device)
+            settings += [("cuda", batch, None, True, False, False) for batch in args.cuda_batches]
+        if args.compile:
+            settings += [("cuda", batch, None, False, False, True) for batch in args.cuda_batches]
+        settings += [("cuda", batch, torch.float32, False, False, False) for batch in args.cuda_batches]
+    for device, batch, dtype, cudnn_benchmark, grouped, compile in settings:
+        restorer = load_face_restorer(path, device=device, compile=compile)
         if grouped and not _ungroup(restorer):
             continue
         if dtype is not None:  # compare with full precision on the GPU
@@ -131,17 +143,21 @@ def bench_arch(path: Path, args: argparse.Namespace) -> None:
         benchmark_before = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = cudnn_benchmark or benchmark_before
         try:
-            network, whole = time_restorer(restorer, batch, args.repeats)
+            network, whole, first = time_restorer(restorer, batch, args.repeats)
         finally:
             torch.backends.cudnn.benchmark = benchmark_before
         steps = ", ".join(f"{value:.1f} ms/face ({name}, {value / network:.2f}x the network)" for name, value in whole.items())
+        compiled = f", torch.compile (compiling + first batch {first:.1f} s)" if compile else ""
         logger.info(
             "restore %s-%d %s %s batch %d%s: network %.1f ms/face; crop+restore+blend on 720p %s",
             restorer.architecture, restorer.input_size, device, str(restorer.dtype).replace("torch.", ""), batch,
-            (", cuDNN benchmark mode" if cudnn_benchmark else "") + (", spandrel's grouped convolutions" if grouped else ""),
+            (", cuDNN benchmark mode" if cudnn_benchmark else "") + (", spandrel's grouped convolutions" if grouped else "") + compiled,
             network, steps,
         )  # fmt: skip
-        if device == "cuda" and dtype is None and not cudnn_benchmark and not grouped and batch == args.cuda_batches[-1]:
+        if compile and restorer.compile and compiled_network(restorer.model) is None:
+            logger.info("  (torch.compile failed here: that row is the plain network)")
+        plain_row = dtype is None and not cudnn_benchmark and not grouped and not compile
+        if device == "cuda" and plain_row and batch == args.cuda_batches[-1]:
             size = restorer.input_size
             faces = np.random.default_rng(1).random((2, size, size, 3), dtype=np.float32)
             reduced, name = restorer(faces), str(restorer.dtype).replace("torch.", "")

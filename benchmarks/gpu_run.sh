@@ -18,6 +18,7 @@
 #                       left is skipped (default: none)
 #   GPU_RUN_PROFILE=1   also a yappi profile of each pipeline setting's threads, untimed (needs yappi among the wheels)
 #   GPU_RUN_NODE_MODES  the paste modes of the node-path benchmark (default "box,mouth mask")
+#   GPU_RUN_RESTORE_COMPILE=1  bench_restore also times the restorer through torch.compile (minutes of compiling)
 #   GPU_RUN_WHEELS      the wheels to install (default .whl); GPU_RUN_SITE where to (default /tmp/site)
 #   WAV2LIP_REF         a copy of Rudrabha/Wav2Lip's inference.py, audio.py, hparams.py, models/, face_detection/
 #                       (default .cache/Wav2Lip; the reference comparison is skipped without it)
@@ -132,7 +133,11 @@ run_nodes() {
   fi
 }
 run_restore() {
-  step restore 90 "$PYTHON" -m benchmarks.bench_restore $RESTORE
+  if [ "${GPU_RUN_RESTORE_COMPILE:-0}" = 1 ]; then
+    step restore 300 "$PYTHON" -m benchmarks.bench_restore $RESTORE --compile
+  else
+    step restore 90 "$PYTHON" -m benchmarks.bench_restore $RESTORE
+  fi
   headline restore "ms/face|difference"
 }
 run_cuda_tests() {

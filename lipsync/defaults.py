@@ -17,4 +17,5 @@ DEFAULT_MASK_FEATHER = 0.35
 DEFAULT_MASK_OFFSET = 0.0
 DEFAULT_VSHIFT = 15  # sync scoring searches audio-video offsets -15..+15 frames (syncnet_python's)
 DEFAULT_RESTORE_BATCH = 4  # faces per face-restorer forward pass (halved on out-of-memory)
+DEFAULT_RESTORE_COMPILE = False  # torch.compile the restorer: minutes of compiling the first time, then faster faces
 DEFAULT_SCORE_BATCH = 20  # SyncNet windows per forward pass when scoring (syncnet_python's)

@@ -6,7 +6,7 @@ import torch
 from comfy import model_management
 from comfy_api.latest import io
 
-from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_BATCH, DEFAULT_RESTORE_STRENGTH
+from ..lipsync.defaults import DEFAULT_FPS, DEFAULT_GENERATION_BATCH, DEFAULT_RESTORE_STRENGTH
 from ..lipsync.engine import lipsync_chunk
 from ..lipsync.faces.boxes import Pads
 from ..lipsync.faces.cache import default_cache_dir
@@ -88,7 +88,7 @@ class LipSyncAllInOne(io.ComfyNode):
             model_management.load_models_gpu([wav2lip_model.patcher, face_restorer.patcher], force_full_load=True)
         generator = wav2lip_generator(wav2lip_model, batch_size)
         paste = PasteOptions(mode=paste_mode)
-        restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None
+        restorer = make_restorer(face_restorer) if face_restorer is not None else None
         if restorer is not None and restorer.device.type == "cpu":
             log_cpu_restore_estimate(track.count - track.frames_without_face)
         result = output_image(frames, track.sources)

@@ -22,7 +22,6 @@ from comfy import model_management
 from comfy.utils import ProgressBar
 from comfy_api.latest import InputImpl, io, ui
 
-from ..lipsync.defaults import DEFAULT_RESTORE_BATCH
 from ..lipsync.faces.boxes import Pads
 from ..lipsync.faces.cache import default_cache_dir
 from ..lipsync.faces.report import MISSING_FACE_MODES
@@ -206,7 +205,7 @@ class LipSyncVideo(io.ComfyNode):
             model_management.load_models_gpu([wav2lip_model.patcher, face_restorer.patcher], force_full_load=True)
         generator = wav2lip_generator(wav2lip_model, batch_size)
         detector = make_detector(face_detector, detection_batch_size) if not options.locate.fixed else None
-        restorer = make_restorer(face_restorer, batch_size=DEFAULT_RESTORE_BATCH) if face_restorer is not None else None
+        restorer = make_restorer(face_restorer) if face_restorer is not None else None
         output = Path(folder_paths.get_temp_directory()) / f"lipsync_{uuid.uuid4().hex[:12]}.mp4"
         with face_source(video, options.transform) as face:
             report = lipsync_file(face, audio_samples(audio), output, generator, detector, options, ChunkProgress(), restorer)

@@ -7,6 +7,7 @@ import os
 from comfy import model_management
 from comfy_api.latest import io
 
+from ..lipsync.defaults import DEFAULT_RESTORE_COMPILE
 from ..lipsync.restore.model import describe, pick_dtype
 from .comfy_glue import check_model_name, model_files, patch, read_weights, register_model_folders
 from .sockets import CATEGORY, FaceRestorerModel, RestorerSpec
@@ -27,6 +28,10 @@ class LoadFaceRestorer(io.ComfyNode):
                 io.Combo.Input("model_name", options=model_files("facerestore_models"),
                                tooltip="GFPGANv1.4.pth, GFPGANv1.3.pth, RestoreFormer.pth, codeformer.pth or "
                                "GPEN-BFR-512.pth (-256, -1024) in models/facerestore_models."),
+                io.Boolean.Input("compile", default=DEFAULT_RESTORE_COMPILE, optional=True,
+                                 tooltip="Run the restorer through torch.compile. The first run compiles for a minute or two "
+                                 "(nothing shows progress meanwhile; seconds once cached), then faces restore faster (GFPGAN on "
+                                 "a CPU: about 1.7x). Where it cannot compile, the plain network runs."),
             ],
             outputs=[FaceRestorerModel.Output(display_name="face_restorer")],
         )  # fmt: skip
@@ -37,9 +42,9 @@ class LoadFaceRestorer(io.ComfyNode):
         return check_model_name("facerestore_models", model_name)
 
     @classmethod
-    def execute(cls, model_name: str) -> io.NodeOutput:
+    def execute(cls, model_name: str, compile: bool = DEFAULT_RESTORE_COMPILE) -> io.NodeOutput:
         path, state = read_weights("facerestore_models", model_name)
         model, info = describe(state, source=os.path.basename(path))
         # bf16 on CUDA where the architecture allows it, decided once here so runs never re-cast the weights.
         model = model.to(pick_dtype(info, model_management.get_torch_device()))
-        return io.NodeOutput(RestorerSpec(patch(model), info))
+        return io.NodeOutput(RestorerSpec(patch(model), info, compile=compile))

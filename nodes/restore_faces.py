@@ -22,10 +22,10 @@ from .sockets import CATEGORY, FaceRestorerModel, FaceTrackSocket, RestorerSpec
 from .status import log_cpu_restore_estimate
 
 
-def make_restorer(spec: RestorerSpec, batch_size: int) -> FaceRestorer:
-    """A FaceRestorer on the device ComfyUI loaded the network to."""
+def make_restorer(spec: RestorerSpec, batch_size: int | None = None) -> FaceRestorer:
+    """A FaceRestorer on the device ComfyUI loaded the network to (``batch_size`` None: that device's default)."""
     device = load_to_device(spec.patcher)
-    return FaceRestorer(spec.patcher.model, spec.info, device=device, batch_size=batch_size)
+    return FaceRestorer(spec.patcher.model, spec.info, device=device, batch_size=batch_size, compile=spec.compile)
 
 
 class RestoreFaces(io.ComfyNode):

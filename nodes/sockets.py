@@ -7,6 +7,7 @@ from typing import Any
 
 from comfy_api.latest import io
 
+from ..lipsync.defaults import DEFAULT_RESTORE_COMPILE
 from ..lipsync.device import Precision
 from ..lipsync.faces.boxes import Pads
 
@@ -61,3 +62,4 @@ class RestorerSpec:
 
     patcher: Any
     info: Any  # lipsync.restore.model.RestorerInfo
+    compile: bool = DEFAULT_RESTORE_COMPILE  # run the network through torch.compile

@@ -193,3 +193,70 @@ def test_the_gfpgan_restorer_uses_the_batched_convolutions(gfpgan_checkpoint) ->
     restorer = load_face_restorer(gfpgan_checkpoint)
     patched = [module for module in restorer.model.modules() if "forward" in vars(module)]
     assert len(patched) == 23  # GFPGAN v1.4 at 512: 7 resolutions x 2 styled convs + 1, 8 ToRGB layers
+    forwards = [vars(module)["forward"] for module in patched]
+    FaceRestorer(restorer.model, restorer.info)  # the Restore Faces node prepares the loaded network on every run
+    assert all(vars(module)["forward"] is forward for module, forward in zip(patched, forwards, strict=True))
+
+
+class FailingCompile:
+    """What ``torch.compile`` gives where its backend cannot work (no C++ compiler, no Triton): a callable that
+    raises when it is first run. Counts its calls."""
+
+    def __init__(self, error: Exception, works_from_batch: int | None = None, network=None) -> None:
+        self.error, self.works_from_batch, self.network, self.calls = error, works_from_batch, network, []
+
+    def __call__(self, batch, **options):
+        self.calls.append(len(batch))
+        if self.works_from_batch is not None and len(batch) <= self.works_from_batch:
+            return self.network(batch, **options)
+        raise self.error
+
+
+def test_a_restorer_that_cannot_compile_runs_the_plain_network_and_says_so_once(monkeypatch, caplog) -> None:
+    from lipsync.restore import model as restore_model
+
+    plain = small_gfpgan()
+    plain.batch_size = 4  # the three faces in one pass, as the compiled restorer below tries them
+    faces = np.random.default_rng(3).random((3, 64, 64, 3), dtype=np.float32)
+    expected = plain(faces)
+    failing = FailingCompile(RuntimeError("InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx"))
+    monkeypatch.setattr(restore_model.torch, "compile", lambda model: failing)
+    compiled = FaceRestorer(plain.model, plain.info, batch_size=4, compile=True)
+    with caplog.at_level("WARNING", logger="lipsync.restore.model"):
+        first, second = compiled(faces), compiled(faces)
+    assert np.array_equal(first, expected) and np.array_equal(second, expected)
+    assert failing.calls == [3]  # tried once; never again in this process
+    warnings = [record.getMessage() for record in caplog.records if "torch.compile" in record.getMessage()]
+    assert warnings == ["torch.compile could not compile the GFPGAN restorer here (InvalidCxxCompiler: No working C++ compiler "
+                        "found in torch._inductor.config.cpp.cxx); restoring without it."]  # fmt: skip
+
+
+def test_one_face_a_pass_on_the_cpu_unless_asked_otherwise(monkeypatch) -> None:
+    """On the CPU a face a pass is fastest (its activations leave the caches in larger batches); a GPU batches."""
+    from lipsync.defaults import DEFAULT_RESTORE_BATCH
+    from lipsync.restore import model as restore_model
+
+    plain = small_gfpgan()
+    assert plain.batch_size == restore_model.CPU_RESTORE_BATCH == 1
+    assert FaceRestorer(plain.model, plain.info, batch_size=3).batch_size == 3  # an explicit size is kept
+    assert restore_model.default_restore_batch("cuda") == DEFAULT_RESTORE_BATCH > 1
+    seen: list[int] = []
+    network = plain.model
+    plain.model = lambda batch, **options: seen.append(len(batch)) or network(batch, **options)
+    plain(np.random.default_rng(5).random((3, 64, 64, 3), dtype=np.float32))
+    assert seen == [1, 1, 1]
+
+
+def test_a_compiled_restorer_out_of_memory_halves_its_batch_and_keeps_compiling(monkeypatch) -> None:
+    from lipsync.restore import model as restore_model
+
+    plain = small_gfpgan()
+    faces = np.random.default_rng(4).random((3, 64, 64, 3), dtype=np.float32)
+    expected = plain(faces)
+    compiled_form = FailingCompile(torch.cuda.OutOfMemoryError("CUDA out of memory"), works_from_batch=1, network=plain.model)
+    monkeypatch.setattr(restore_model.torch, "compile", lambda model: compiled_form)
+    restorer = FaceRestorer(plain.model, plain.info, batch_size=4, compile=True)
+    result = restorer(faces)
+    assert compiled_form.calls[:3] == [3, 2, 1] and set(compiled_form.calls[3:]) == {1}  # halved, and still compiled
+    assert restore_model.compiled_network(plain.model) is compiled_form
+    assert np.abs(result - expected).max() < 1e-5

@@ -22,7 +22,7 @@ FILE_COLUMNS = ("face", "audio", "output")
 # Options that build the models: one value for the whole batch.
 MODEL_OPTIONS = frozenset(
     {"checkpoint", "s3fd", "detector", "det_max_side", "face_det_batch_size", "wav2lip_batch_size", "precision", "device", "restorer",
-     "quiet", "face", "audio", "outfile"}
+     "restore_compile", "quiet", "face", "audio", "outfile"}
 )  # fmt: skip
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})

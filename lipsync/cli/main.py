@@ -25,6 +25,7 @@ from ..defaults import (
     DEFAULT_MASK_FEATHER,
     DEFAULT_MASK_OFFSET,
     DEFAULT_MASK_SIZE,
+    DEFAULT_RESTORE_COMPILE,
     DEFAULT_RESTORE_STRENGTH,
 )
 from ..device import Precision
@@ -186,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--restore-strength", type=float, default=DEFAULT_RESTORE_STRENGTH, help="how much of the restored mouth region is used (0..1)"
     )
     parser.add_argument(
+        "--restore-compile",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_RESTORE_COMPILE,
+        help="run the restorer through torch.compile: a minute or two of compiling the first time (seconds once cached), "
+        "then faster faces (GFPGAN: about 1.7x on a CPU)",
+    )
+    parser.add_argument(
         "--codeformer-fidelity",
         type=float,
         default=DEFAULT_CODEFORMER_FIDELITY,
@@ -300,7 +308,7 @@ def load_models(args: argparse.Namespace, *, need_detector: bool) -> Models:
     if args.restorer:
         from ..restore import load_face_restorer
 
-        restorer = load_face_restorer(args.restorer, device=device)
+        restorer = load_face_restorer(args.restorer, device=device, compile=args.restore_compile)
     return Models(generator, detector, restorer)
 
 

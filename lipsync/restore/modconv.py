@@ -55,11 +55,16 @@ def batched_forward(self: nn.Module, x: torch.Tensor, style: torch.Tensor) -> to
 
 
 def batch_modulated_convs(model: nn.Module) -> int:
-    """Give each of ``model``'s spandrel modulated convolutions the batched forward; returns how many."""
+    """Give each of ``model``'s spandrel modulated convolutions the batched forward; returns how many.
+
+    A module that has it already keeps the very same bound method, so preparing a loaded network again (the Restore
+    Faces node does, every run) changes nothing that a ``torch.compile``'d network's guards would see.
+    """
     count = 0
     for module in model.modules():
         if is_spandrel_modulated_conv(module):
-            module.forward = types.MethodType(batched_forward, module)
+            if getattr(module.__dict__.get("forward"), "__func__", None) is not batched_forward:
+                module.forward = types.MethodType(batched_forward, module)
             count += 1
     if count:
         logger.debug("%d modulated convolutions run as shared batch convolutions", count)
