@@ -249,6 +249,26 @@ def test_one_face_a_pass_on_the_cpu_unless_asked_otherwise(monkeypatch) -> None:
     assert seen == [1, 1, 1]
 
 
+def test_a_compiled_network_is_freed_with_its_network(monkeypatch) -> None:
+    """The compiled form refers to its network; keeping it must not keep an unloaded network alive (a ComfyUI server
+    loads and unloads restorers for as long as it runs)."""
+    import gc
+    import weakref
+
+    from lipsync.restore import model as restore_model
+
+    monkeypatch.setattr(restore_model.torch, "compile", lambda model: (lambda *args, **options: model(*args, **options)))
+    restorer = small_gfpgan()
+    restorer.compile = True
+    restorer(np.random.default_rng(6).random((1, 64, 64, 3), dtype=np.float32))
+    assert restore_model.compiled_network(restorer.model) is not None
+    assert "_lipsync_compiled" not in dict(restorer.model.named_modules())  # a plain attribute, not a submodule
+    network = weakref.ref(restorer.model)
+    del restorer
+    gc.collect()
+    assert network() is None
+
+
 def test_a_compiled_restorer_out_of_memory_halves_its_batch_and_keeps_compiling(monkeypatch) -> None:
     from lipsync.restore import model as restore_model
 

@@ -9,7 +9,6 @@ detected and built by this pack's own registry (``lipsync.models.gpen``) before 
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,16 +133,23 @@ def default_restore_batch(device: torch.device | str) -> int:
     return CPU_RESTORE_BATCH if torch.device(device).type == "cpu" else DEFAULT_RESTORE_BATCH
 
 
-# A network -> its torch.compile'd form (None: compiling failed in this process). Kept per network, not per
-# FaceRestorer, so the Restore Faces node (a FaceRestorer per run) compiles a loaded network once.
-_COMPILED: weakref.WeakKeyDictionary[nn.Module, Callable | None] = weakref.WeakKeyDictionary()
+# The attribute of a network that holds its torch.compile'd form (None once compiling failed in this process). It is
+# kept on the network, not on a FaceRestorer, so the Restore Faces node (a FaceRestorer per run) compiles a loaded
+# network once; and not in a table of this module, which would keep every network a ComfyUI server ever unloaded alive
+# (the compiled form refers to its network).
+_COMPILED = "_lipsync_compiled"
 
 
 def compiled_network(model: nn.Module) -> Callable | None:
     """``torch.compile(model)``, made once per network; ``None`` once compiling it has failed here."""
-    if model not in _COMPILED:
-        _COMPILED[model] = torch.compile(model)
-    return _COMPILED[model]
+    if _COMPILED not in vars(model):
+        # object.__setattr__: a plain attribute, not a registered submodule (a module that contains itself)
+        object.__setattr__(model, _COMPILED, torch.compile(model))
+    return vars(model)[_COMPILED]
+
+
+def _compiling_failed(model: nn.Module) -> None:
+    object.__setattr__(model, _COMPILED, None)
 
 
 class FaceRestorer:
@@ -208,7 +214,7 @@ class FaceRestorer:
 
     def _network_output(self, batch: torch.Tensor, fidelity: float) -> torch.Tensor:
         """The network's restored faces for ``batch`` (-1..1), compiled when asked and possible."""
-        if self.compile and self.model not in _COMPILED:
+        if self.compile and _COMPILED not in vars(self.model):
             logger.info("Compiling the %s restorer (torch.compile) before its first faces: a minute or two the first time, "
                         "seconds once Inductor's cache holds it.", self.architecture)  # fmt: skip
         network = compiled_network(self.model) if self.compile else None
@@ -218,7 +224,7 @@ class FaceRestorer:
             except Exception as error:  # a backend that cannot compile here: the plain network runs
                 if is_out_of_memory(error):
                     raise  # the batch is halved and tried again (run_with_oom_backoff)
-                _COMPILED[self.model] = None
+                _compiling_failed(self.model)
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 logger.warning("torch.compile could not compile the %s restorer here (%s); restoring without it.",
                                self.architecture, reason)  # fmt: skip
