@@ -37,7 +37,7 @@ class RestoreFaces(io.ComfyNode):
             category=CATEGORY,
             description="Sharpens the blurry 96x96 Wav2Lip mouth: each face is cut out at 512 along the smoothed track "
             "(no re-detection, so no flicker), restored, and blended back only inside the mouth mask. "
-            "On a CPU this takes about 5-12 s per face (a GPU: well under a second); the log gives an estimate at the start.",
+            "On a CPU this takes about 2-12 s per face (a GPU: well under a second); the log gives an estimate at the start.",
             inputs=[
                 io.Image.Input("frames", tooltip="From Paste Faces Back."),
                 FaceTrackSocket.Input("output_track", tooltip="From Crop Faces (the track the faces were pasted with)."),

@@ -26,7 +26,7 @@ def face_status(track: FaceTrack, stage: str, log: bool = True) -> dict:
     return ui
 
 
-CPU_SECONDS_PER_FACE = (5, 12)  # GFPGAN / RestoreFormer / CodeFormer at 512 on a desktop CPU
+CPU_SECONDS_PER_FACE = (2, 12)  # GFPGAN / RestoreFormer / CodeFormer at 512: 1.5-2.5 s on a 2-core AMX VM, more on older CPUs
 
 
 def log_cpu_restore_estimate(faces: int) -> None:

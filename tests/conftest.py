@@ -90,6 +90,15 @@ def private_detection_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         os.environ["LIPSYNC_CACHE_DIR"] = previous
 
 
+@pytest.fixture
+def cpu_without_bf16_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This CPU taken as one without bf16 matrix units (Intel AMX), whatever it is: face restorers then run float32 on
+    the CPU (``restore.model.pick_dtype``), so a test that states float32 figures holds on any CPU."""
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+
+
 @pytest.fixture(scope="session")
 def gfpgan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random-weight GFPGAN v1.4 (spandrel's GFPGANv1Clean, 512) saved as the release does: ``{"params_ema": state}``."""

@@ -106,7 +106,7 @@ def test_module_has_the_released_keys_and_shapes(name: str) -> None:
         assert published - 200_000 < tensor_bytes < published
 
 
-def test_release_file_detects_loads_strictly_and_round_trips(tmp_path) -> None:
+def test_release_file_detects_loads_strictly_and_round_trips(tmp_path, cpu_without_bf16_units) -> None:
     config = RELEASES["GPEN-BFR-256.pth"]
     torch.manual_seed(3)
     original = GPEN(config)
@@ -234,7 +234,7 @@ def test_restore_and_blend_with_gpen_keeps_the_face_outside_the_mouth_mask() -> 
     assert crop.shape == (32, 32, 3)  # cut at GPEN's own size
 
 
-def test_a_compiled_restorer_restores_as_the_plain_network_does() -> None:
+def test_a_compiled_restorer_restores_as_the_plain_network_does(cpu_without_bf16_units) -> None:
     """One real torch.compile (Inductor builds C++ kernels on the CPU; about half a minute on 2 cores for this small
     GPEN): the faces are the plain network's, and the compiled form really ran (no silent fallback)."""
     from lipsync.restore.model import compiled_network
@@ -248,7 +248,7 @@ def test_a_compiled_restorer_restores_as_the_plain_network_does() -> None:
     assert np.abs(got - expected).max() < 1e-4
 
 
-def test_out_of_memory_halves_the_gpen_batch() -> None:
+def test_out_of_memory_halves_the_gpen_batch(cpu_without_bf16_units) -> None:
     restorer = restorer_from_state_dict(random_gpen(SMALL).state_dict(), batch_size=4)
     faces = np.random.default_rng(2).random((3, 32, 32, 3), dtype=np.float32)
     reference = restorer(faces)

@@ -52,7 +52,7 @@ def test_new_schemas_are_complete(nodes) -> None:
     assert paths and ".pth" in extensions
 
 
-def test_load_face_restorer_reads_the_release_layout(nodes, gfpgan_checkpoint, wav2lip_checkpoint) -> None:
+def test_load_face_restorer_reads_the_release_layout(nodes, gfpgan_checkpoint, wav2lip_checkpoint, cpu_without_bf16_units) -> None:
     from comfyui_lipsync.lipsync.errors import UnsupportedModelError, WeightsNotFoundError
 
     folder = folder_paths.get_folder_paths("facerestore_models")[0]

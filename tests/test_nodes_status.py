@@ -79,4 +79,4 @@ def test_restore_faces_on_the_cpu_reports_progress_every_face_and_an_estimate(pa
         codeformer_fidelity=0.5, mask_size=1.0, feather=0.35, vertical_offset=0.0, batch_size=4,
     )  # fmt: skip
     assert [done for done, total in progress_log] == [1, 2, 3, 4, 5]  # one step per frame, not per batch of 4
-    assert "Restoring 4 faces on the CPU: about 5-12 s a face" in caplog.text
+    assert "Restoring 4 faces on the CPU: about 2-12 s a face" in caplog.text

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..defaults import DEFAULT_RESTORE_BATCH, DEFAULT_RESTORE_COMPILE
-from ..device import is_out_of_memory, run_with_oom_backoff
+from ..device import cpu_has_bf16_matrix_units, is_out_of_memory, run_with_oom_backoff
 from ..errors import UnsupportedModelError
 from ..models.checkpoint import StateDict, read_state_dict
 
@@ -119,12 +119,20 @@ def describe(state: StateDict, source: str = "<memory>") -> tuple[nn.Module, Res
 
 
 def pick_dtype(info: RestorerInfo, device: torch.device) -> torch.dtype:
-    """bf16 (or fp16) on CUDA where the architecture supports it; float32 elsewhere."""
+    """bf16 where the architecture supports it and the device multiplies bf16 in hardware: CUDA, or a CPU with matrix
+    units (Intel AMX); fp16 on CUDA for an architecture that supports only that; float32 elsewhere.
+
+    On an AMX CPU (2-core Sapphire Rapids VM, GFPGAN v1.4 at 512, one face) bf16 took 1.47 s a face against 2.52 in
+    float32, and moved the faces by 0.0017 on average, 0.0129 at most (0..1): what bf16 moves them on a GPU (0.0014,
+    0.0126), where it is the default too. A CPU without AMX would emulate bf16, slower than float32.
+    """
     if device.type == "cuda":
         if info.supports_bfloat16 and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         if info.supports_half:
             return torch.float16
+    if device.type == "cpu" and info.supports_bfloat16 and cpu_has_bf16_matrix_units():
+        return torch.bfloat16
     return torch.float32
 
 
