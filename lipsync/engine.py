@@ -67,7 +67,6 @@ def _paste_on_device(frame: torch.Tensor, face: torch.Tensor, box: Box, options:
     """``blend.paste_face`` in torch on ``face``'s device; the box region of ``frame`` travels there and back."""
     x1, y1, x2, y2 = box
     target = frame[y1:y2, x1:x2]
-    region = target.to(face.device, non_blocking=True)
     if options.mode == BOX and not options.colour_match:
         if frame.dtype == torch.uint8:  # the reference's truncation before its resize; the resize itself rounds
             resized = _resize((face * 255.0).to(torch.uint8), x2 - x1, y2 - y1).add(0.5).clamp(0, 255)
@@ -76,7 +75,7 @@ def _paste_on_device(frame: torch.Tensor, face: torch.Tensor, box: Box, options:
         target.copy_(resized.to(frame.dtype))
         return
     weights = torch.from_numpy(np.array(box_mask(box, options))).to(face.device)
-    target.copy_(_blend(region, face, weights, options))
+    target.copy_(_blend(target.to(face.device, non_blocking=True), face, weights, options))
 
 
 def _blend(region: torch.Tensor, face: torch.Tensor, weights: torch.Tensor, options: PasteOptions) -> torch.Tensor:
