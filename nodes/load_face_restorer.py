@@ -45,6 +45,6 @@ class LoadFaceRestorer(io.ComfyNode):
     def execute(cls, model_name: str, compile: bool = DEFAULT_RESTORE_COMPILE) -> io.NodeOutput:
         path, state = read_weights("facerestore_models", model_name)
         model, info = describe(state, source=os.path.basename(path))
-        # bf16 on CUDA where the architecture allows it, decided once here so runs never re-cast the weights.
+        # bf16 where the architecture and the device allow it (pick_dtype), decided once here so runs never re-cast the weights.
         model = model.to(pick_dtype(info, model_management.get_torch_device()))
         return io.NodeOutput(RestorerSpec(patch(model), info, compile=compile))
