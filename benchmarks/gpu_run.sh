@@ -163,11 +163,12 @@ run_batch() {
 }
 
 # The steps run in the order GPU_RUN_STEPS names them (default: this order).
-for name in ${GPU_RUN_STEPS:-pipeline vs_reference nodes restore cuda_tests sync_score encode startup batch}; do
+ALL_STEPS="pipeline vs_reference nodes restore cuda_tests sync_score encode startup batch"
+for name in ${GPU_RUN_STEPS:-$ALL_STEPS}; do
   if declare -F "run_$name" >/dev/null; then
     "run_$name"
   else
-    echo "=== unknown step $name (steps: pipeline vs_reference nodes restore cuda_tests sync_score encode startup batch)" | tee -a "$OUT/summary.log"
+    echo "=== unknown step $name (steps: $ALL_STEPS)" | tee -a "$OUT/summary.log"
     FAILED=$((FAILED + 1))
   fi
 done
